@@ -1,0 +1,1 @@
+"""Local stand-ins for the real parts: an Apache Kafka broker and an Engage simulator."""
