@@ -1,0 +1,313 @@
+"""Typed settings, read from the environment in one place.
+
+``load_settings(environ)`` parses every variable, collects every problem and raises one
+``ConfigError`` listing them all, so an operator fixes a broken Deployment in one round trip.
+Secrets (the Engage API key, the SASL password) are wrapped in ``Secret`` whose ``repr`` and
+``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import orjson
+
+from consumer import __version__
+from consumer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+_Num = TypeVar("_Num", int, float)
+
+#: The lifecycle event types and the Engage action each triggers unless ACTION_MAP overrides it.
+DEFAULT_ACTION_MAP: Final[Mapping[str, str]] = {
+    "order.confirmed": "ConfirmOrder",
+    "order.shipped": "ConfirmShipment",
+    "order.delivered": "ConfirmDelivery",
+    "order.cancelled": "ConfirmCancellation",
+    "order.completed": "ConfirmCompletion",
+}
+
+
+class Secret:
+    """A string that must never reach a log line: ``repr``/``str`` are redacted."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one call that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """Everything the consumer can be told; defaults suit one replica beside a small shop."""
+
+    # Kafka
+    kafka_bootstrap_servers: str
+    kafka_group_id: str = "engage-consumer"
+    kafka_client_id: str = "engage-consumer"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_transactional_id: str | None = None
+    input_topics: tuple[str, ...]
+    results_topic: str = "engage.order-outcomes"
+    dead_letter_topic: str = "engage.order-events.dlq"
+    # Engage
+    engage_base_url: str
+    engage_api_key: Secret
+    engage_user_agent: str = f"engage-consumer/{__version__}"
+    engage_max_in_flight: int = 64
+    engage_max_polls_in_flight: int = 32
+    engage_rate_limit: float = 50.0
+    engage_connect_timeout_seconds: float = 5.0
+    engage_read_timeout_seconds: float = 30.0
+    engage_retry_ambiguous_actions: bool = False
+    job_deadline_seconds: float = 120.0
+    # Processing
+    event_deadline_seconds: float = 300.0
+    revision_wait_seconds: float = 30.0
+    max_tracked_orders: int = 100_000
+    max_buffered_events: int = 10_000
+    max_record_bytes: int = 1_000_000
+    action_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTION_MAP))
+    commit_interval_seconds: float = 1.0
+    drain_timeout_seconds: float = 25.0
+    # Operations
+    http_port: int = 8080
+    log_level: str = "INFO"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values, for the log redactor's last line of defence."""
+        values = [self.engage_api_key.reveal()]
+        if self.kafka_sasl_password is not None:
+            values.append(self.kafka_sasl_password.reveal())
+        return tuple(v for v in values if v)
+
+
+class _Reader:
+    """Reads variables one by one, remembering every problem instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def required(self, name: str, what: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            self.problems.append(f"{name} is required ({what})")
+            return ""
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.upper() not in choices:
+            self.problems.append(f"{name}={value!r} must be one of {', '.join(choices)}")
+            return default
+        return value.upper()
+
+    def number(
+        self, name: str, kind: Callable[[str], _Num], default: _Num, *, minimum: _Num
+    ) -> _Num:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            parsed = kind(value)
+        except ValueError:
+            self.problems.append(f"{name}={value!r} is not a valid {kind.__name__}")
+            return default
+        if parsed < minimum:
+            self.problems.append(f"{name}={value!r} must be at least {minimum}")
+            return default
+        return parsed
+
+    def flag(self, name: str, *, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.lower() in {"0", "false", "no", "off"}:
+            return False
+        self.problems.append(f"{name}={value!r} must be true or false")
+        return default
+
+    def topics(self, name: str) -> tuple[str, ...]:
+        value = self.required(name, "comma-separated Kafka topics to consume")
+        topics = tuple(t.strip() for t in value.split(",") if t.strip())
+        if value and not topics:
+            self.problems.append(f"{name} names no topic")
+        for topic in topics:
+            self.check_topic(name, topic)
+        return topics
+
+    def check_topic(self, name: str, topic: str) -> None:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not topic or len(topic) > 249 or not set(topic) <= allowed:
+            self.problems.append(f"{name}: {topic!r} is not a valid Kafka topic name")
+
+    def action_map(self, name: str) -> dict[str, str]:
+        """ACTION_MAP: JSON object or ``type=Action,...``; keys may omit the ``order.`` prefix."""
+        mapping = dict(DEFAULT_ACTION_MAP)
+        value = self.raw(name)
+        if value is None:
+            return mapping
+        pairs: dict[str, object]
+        if value.startswith("{"):
+            try:
+                loaded = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                self.problems.append(f"{name} is not valid JSON: {exc}")
+                return mapping
+            pairs = loaded if isinstance(loaded, dict) else {}
+            if not isinstance(loaded, dict):
+                self.problems.append(f"{name} must be a JSON object")
+        else:
+            pairs = {}
+            for item in value.split(","):
+                key, sep, name_part = item.partition("=")
+                if not sep:
+                    self.problems.append(f"{name}: {item.strip()!r} is not TYPE=ACTION")
+                    continue
+                pairs[key.strip()] = name_part.strip()
+        for key, action in pairs.items():
+            event_type = key if key.startswith("order.") else f"order.{key}"
+            if event_type not in DEFAULT_ACTION_MAP:
+                known = ", ".join(DEFAULT_ACTION_MAP)
+                self.problems.append(f"{name}: {key!r} is not a lifecycle type ({known})")
+            elif not isinstance(action, str) or not action or len(action) > 100:
+                self.problems.append(f"{name}: action for {key!r} must be a non-empty string")
+            else:
+                mapping[event_type] = action
+        return mapping
+
+
+def _kafka_security(r: _Reader) -> tuple[str | None, str | None, str | None, str | None]:
+    """Read the Kafka security settings and check that they fit together."""
+    protocol = r.choice("KAFKA_SECURITY_PROTOCOL", _PROTOCOLS, "PLAINTEXT")
+    mechanism = r.choice("KAFKA_SASL_MECHANISM", _MECHANISMS, None)
+    username = r.raw("KAFKA_SASL_USERNAME")
+    password = r.raw("KAFKA_SASL_PASSWORD")
+    if protocol is not None and protocol.startswith("SASL"):
+        if mechanism is None:
+            r.problems.append(f"KAFKA_SASL_MECHANISM is required with {protocol}")
+        if not username or not password:
+            r.problems.append(
+                f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with {protocol}"
+            )
+    for var in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"):
+        path = r.raw(var)
+        if path is not None and not os.path.isfile(path):  # noqa: PTH113 - plain check is clearer
+            r.problems.append(f"{var}={path!r}: no such file")
+    return protocol, mechanism, username, password
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise ``ConfigError`` listing all problems at once."""
+    r = _Reader(os.environ if environ is None else environ)
+    bootstrap = r.required("KAFKA_BOOTSTRAP_SERVERS", "host:port[,host:port...]")
+    for server in filter(None, (s.strip() for s in bootstrap.split(","))):
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            r.problems.append(f"KAFKA_BOOTSTRAP_SERVERS: {server!r} is not host:port")
+    protocol, mechanism, username, password = _kafka_security(r)
+    base_url = r.required("ENGAGE_BASE_URL", "e.g. https://tenant.voyado.com")
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            r.problems.append(f"ENGAGE_BASE_URL={base_url!r} must be an http(s) URL")
+    api_key = r.required("ENGAGE_API_KEY", "the API key of the Engage connection")
+    input_topics = r.topics("INPUT_TOPICS")
+    results_topic = r.raw("RESULTS_TOPIC") or "engage.order-outcomes"
+    dead_letter_topic = r.raw("DEAD_LETTER_TOPIC") or "engage.order-events.dlq"
+    r.check_topic("RESULTS_TOPIC", results_topic)
+    r.check_topic("DEAD_LETTER_TOPIC", dead_letter_topic)
+    if results_topic in input_topics or dead_letter_topic in input_topics:
+        r.problems.append("RESULTS_TOPIC and DEAD_LETTER_TOPIC must not be input topics")
+    log_level = r.choice("LOG_LEVEL", _LOG_LEVELS, "INFO") or "INFO"
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap,
+        kafka_group_id=r.raw("KAFKA_GROUP_ID") or "engage-consumer",
+        kafka_client_id=r.raw("KAFKA_CLIENT_ID") or "engage-consumer",
+        kafka_security_protocol=protocol or "PLAINTEXT",  # type: ignore[arg-type]
+        kafka_sasl_mechanism=mechanism,  # type: ignore[arg-type]
+        kafka_sasl_username=username,
+        kafka_sasl_password=Secret(password) if password else None,
+        kafka_ssl_cafile=r.raw("KAFKA_SSL_CAFILE"),
+        kafka_ssl_certfile=r.raw("KAFKA_SSL_CERTFILE"),
+        kafka_ssl_keyfile=r.raw("KAFKA_SSL_KEYFILE"),
+        kafka_transactional_id=r.raw("KAFKA_TRANSACTIONAL_ID"),
+        input_topics=input_topics,
+        results_topic=results_topic,
+        dead_letter_topic=dead_letter_topic,
+        engage_base_url=base_url.rstrip("/"),
+        engage_api_key=Secret(api_key),
+        engage_user_agent=r.raw("ENGAGE_USER_AGENT") or f"engage-consumer/{__version__}",
+        engage_max_in_flight=r.number("ENGAGE_MAX_IN_FLIGHT", int, 64, minimum=1),
+        engage_max_polls_in_flight=r.number("ENGAGE_MAX_POLLS_IN_FLIGHT", int, 32, minimum=1),
+        engage_rate_limit=r.number("ENGAGE_RATE_LIMIT", float, 50.0, minimum=0.1),
+        engage_connect_timeout_seconds=r.number(
+            "ENGAGE_CONNECT_TIMEOUT_SECONDS", float, 5.0, minimum=0.1
+        ),
+        engage_read_timeout_seconds=r.number(
+            "ENGAGE_READ_TIMEOUT_SECONDS", float, 30.0, minimum=0.1
+        ),
+        engage_retry_ambiguous_actions=r.flag("ENGAGE_RETRY_AMBIGUOUS_ACTIONS", default=False),
+        job_deadline_seconds=r.number("JOB_DEADLINE_SECONDS", float, 120.0, minimum=0.1),
+        event_deadline_seconds=r.number("EVENT_DEADLINE_SECONDS", float, 300.0, minimum=0.1),
+        revision_wait_seconds=r.number("REVISION_WAIT_SECONDS", float, 30.0, minimum=0.0),
+        max_tracked_orders=r.number("MAX_TRACKED_ORDERS", int, 100_000, minimum=1),
+        max_buffered_events=r.number("MAX_BUFFERED_EVENTS", int, 10_000, minimum=1),
+        max_record_bytes=r.number("MAX_RECORD_BYTES", int, 1_000_000, minimum=1024),
+        action_map=r.action_map("ACTION_MAP"),
+        commit_interval_seconds=r.number("COMMIT_INTERVAL_SECONDS", float, 1.0, minimum=0.05),
+        drain_timeout_seconds=r.number("DRAIN_TIMEOUT_SECONDS", float, 25.0, minimum=0.0),
+        http_port=r.number("HTTP_PORT", int, 8080, minimum=0),
+        log_level=log_level,
+    )
+    if settings.http_port > 65535:
+        r.problems.append(f"HTTP_PORT={settings.http_port} is not a port")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
