@@ -1,0 +1,96 @@
+"""The offset tracker commits only below the lowest unfinished offset, and packs the rest."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumer.offsets import (
+    METADATA_PREFIX,
+    OffsetTracker,
+    PartitionOffsets,
+    decode_finished,
+    encode_finished,
+)
+
+TP = ("orders", 0)
+
+
+def test_commit_position_waits_for_lowest_unfinished() -> None:
+    """Finishing 11 and 12 before 10 commits nothing past 10; finishing 10 jumps to 13."""
+    part = PartitionOffsets()
+    for offset in (10, 11, 12):
+        part.received(offset)
+    part.finished(11)
+    part.finished(12)
+    assert part.committable() == 10
+    assert part.finished_above() == [11, 12]
+    part.finished(10)
+    assert part.committable() == 13
+    assert part.finished_above() == []
+
+
+def test_gaps_in_offsets_are_skipped() -> None:
+    """Offsets need not be contiguous (compaction, transaction markers)."""
+    part = PartitionOffsets()
+    for offset in (5, 9, 20):
+        part.received(offset)
+    for offset in (5, 9, 20):
+        part.finished(offset)
+    assert part.committable() == 21
+
+
+def test_revoked_partition_ignores_late_completions() -> None:
+    """A completion that arrives after revoke is not tracked and never committed."""
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    tracker.received(TP, 0)
+    tracker.revoke(TP)
+    assert tracker.finished(TP, 0) is False
+    assert tracker.to_commit() == {}
+
+
+def test_to_commit_reports_only_moved_positions() -> None:
+    """After mark_committed, an unchanged position is not committed again."""
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    tracker.received(TP, 0)
+    tracker.finished(TP, 0)
+    positions = tracker.to_commit()
+    assert positions == {TP: (1, METADATA_PREFIX)}
+    tracker.mark_committed(positions)
+    assert tracker.to_commit() == {}
+
+
+def test_metadata_carries_finished_offsets_above_position() -> None:
+    """Finished offsets above the position round-trip through the commit metadata."""
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    for offset in range(10):
+        tracker.received(TP, offset)
+    for offset in (3, 4, 7):
+        tracker.finished(TP, offset)
+    position, metadata = tracker.to_commit()[TP]
+    assert position == 0
+    assert decode_finished(position, metadata) == {3, 4, 7}
+
+
+@given(st.integers(0, 10**12), st.sets(st.integers(0, 5000), max_size=300))
+def test_encoding_round_trips(base: int, relative: set[int]) -> None:
+    """Any set of finished offsets above the base decodes to itself."""
+    finished = sorted(base + r for r in relative)
+    assert decode_finished(base, encode_finished(base, finished)) == set(finished)
+
+
+def test_oversized_metadata_is_truncated_to_a_prefix() -> None:
+    """A spread too large for the metadata limit keeps a prefix: never a wrong offset."""
+    finished = list(range(1, 40_000, 2))
+    decoded = decode_finished(0, encode_finished(0, finished))
+    assert decoded
+    assert decoded <= set(finished)
+    assert max(decoded) < max(finished)
+
+
+def test_foreign_or_corrupt_metadata_means_nothing_finished() -> None:
+    """Metadata written by another tool, or damaged, is ignored."""
+    assert decode_finished(0, "") == set()
+    assert decode_finished(0, "something else") == set()
+    assert decode_finished(0, METADATA_PREFIX + "zz!") == set()
