@@ -194,7 +194,7 @@ def decode_record(
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise InvalidEventError(
-            "undecodable", f"not UTF-8 JSON: {exc}", order_id=key_order_id
+            "undecodable", f"not UTF-8 JSON: {_parse_error(exc)}", order_id=key_order_id
         ) from None
     if not isinstance(document, dict):
         raise InvalidEventError(
@@ -294,6 +294,12 @@ def _event_data(
         language=data.get("language"),
         action_data=data.get("actionData"),
     )
+
+
+def _parse_error(exc: orjson.JSONDecodeError) -> str:
+    # Records are usually one line, where "line 1" only confuses a report that numbers lines.
+    where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno}, column {exc.colno}"
+    return f"{exc.msg} at {where}"
 
 
 def _integer(value: float | None) -> int | None:
