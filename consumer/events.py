@@ -14,8 +14,10 @@ that the dead-letter headers and the ``invalid`` outcome carry:
 ``not_an_object``      JSON, but not an object
 ``unknown_type``       ``type`` is a string this service does not handle
 ``schema``             breaks order-event.schema.json; the detail names the JSON path
-``key_mismatch``       the record key is not the ``subject`` (events of one order must share
-                       a partition, or per-order order is lost)
+``missing_key``        the record has no key although one is required (the running service
+                       requires it: without the orderId as key, a producer's partitioner
+                       scatters an order's events over partitions and per-order order is lost)
+``key_mismatch``       the record key is not the ``subject`` (same reason)
 ``order_id_mismatch``  ``data.order.orderId`` differs from ``subject``
 =====================  ========================================================================
 """
@@ -52,6 +54,7 @@ InvalidReason = Literal[
     "not_an_object",
     "schema",
     "unknown_type",
+    "missing_key",
     "key_mismatch",
     "order_id_mismatch",
 ]
@@ -76,6 +79,7 @@ INVALID_REASONS: Final[tuple[InvalidReason, ...]] = (
     "not_an_object",
     "schema",
     "unknown_type",
+    "missing_key",
     "key_mismatch",
     "order_id_mismatch",
 )
@@ -169,8 +173,13 @@ def decode_record(
     offset: int,
     max_bytes: int = DEFAULT_MAX_BYTES,
     action_map: Mapping[str, str] = DEFAULT_ACTION_MAP,
+    require_key: bool = False,
 ) -> OrderEvent:
-    """Decode and validate one record; ``key=None`` skips the key check (``validate`` does).
+    """Decode and validate one record.
+
+    ``key=None`` skips the key check (``validate`` does: a file has no keys) unless
+    ``require_key`` is set, as the running service sets it: then a keyless record is refused
+    with ``missing_key``, after the value was read so that the refusal can name the order.
 
     Raises:
         InvalidEventError: the record is not a valid event; ``order_id`` is set whenever one
@@ -206,6 +215,7 @@ def decode_record(
         document,
         key=key,
         key_text=key_text,
+        require_key=require_key,
         position=(topic, partition, offset),
         action_map=action_map,
     )
@@ -216,6 +226,7 @@ def _decode_object(
     *,
     key: bytes | None,
     key_text: str | None,
+    require_key: bool,
     position: tuple[str, int, int],
     action_map: Mapping[str, str],
 ) -> OrderEvent:
@@ -236,19 +247,7 @@ def _decode_object(
         raise InvalidEventError("schema", str(exc), order_id=order_id) from None
     # From here on the schema guarantees the shapes that the code below reads.
     subject = cast("str", subject)
-    if key is not None and key_text != subject:
-        got = (
-            "is not UTF-8"
-            if key_text is None
-            else f"is {_quote(key_text)}"
-            if key_text
-            else "is empty"
-        )
-        raise InvalidEventError(
-            "key_mismatch",
-            f"subject: {_quote(subject)} differs from the record key, which {got}",
-            order_id=subject,
-        )
+    _check_key(subject, key=key, key_text=key_text, require_key=require_key)
     data: dict[str, Any] = document["data"]
     order = data.get("order")
     if order is not None and order["orderId"] != subject:
@@ -269,6 +268,30 @@ def _decode_object(
         topic=topic,
         partition=partition,
         offset=offset,
+    )
+
+
+def _check_key(subject: str, *, key: bytes | None, key_text: str | None, require_key: bool) -> None:
+    if key is None:
+        if require_key:
+            raise InvalidEventError(
+                "missing_key",
+                "the record has no key; the key must be the orderId",
+                order_id=subject,
+            )
+        return
+    if key_text == subject:
+        return
+    if key_text is None:
+        got = "is not UTF-8"
+    elif key_text:
+        got = f"is {_quote(key_text)}"
+    else:
+        got = "is empty"
+    raise InvalidEventError(
+        "key_mismatch",
+        f"subject: {_quote(subject)} differs from the record key, which {got}",
+        order_id=subject,
     )
 
 

@@ -299,6 +299,37 @@ def test_key_mismatch(key: bytes, detail: str) -> None:
     assert _refusal(_event("order.deleted", {}), key=key) == ("key_mismatch", detail, "ORD-1")
 
 
+def test_missing_key_when_required_names_the_order_from_the_subject() -> None:
+    """With require_key, a keyless record is `missing_key` and still names its order."""
+    with pytest.raises(InvalidEventError) as caught:
+        decode_record(
+            key=None,
+            value=orjson.dumps(_event("order.deleted", {})),
+            topic="orders",
+            partition=0,
+            offset=0,
+            require_key=True,
+        )
+    assert (caught.value.reason, caught.value.detail, caught.value.order_id) == (
+        "missing_key",
+        "the record has no key; the key must be the orderId",
+        "ORD-1",
+    )
+
+
+def test_required_key_that_matches_is_accepted() -> None:
+    """require_key accepts a record keyed by its subject."""
+    event = decode_record(
+        key=b"ORD-1",
+        value=orjson.dumps(_event("order.deleted", {})),
+        topic="orders",
+        partition=0,
+        offset=0,
+        require_key=True,
+    )
+    assert event.order_id == "ORD-1"
+
+
 @pytest.mark.parametrize("event_type", ["order.upserted", "order.confirmed"])
 def test_order_id_mismatch(event_type: str) -> None:
     """An order body whose orderId differs from the subject is `order_id_mismatch`."""
