@@ -1,0 +1,282 @@
+"""Outcome events and dead-letter headers: built to their schemas, deterministic where needed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import get_args
+
+import orjson
+import pytest
+
+from consumer.errors import InvalidEventError
+from consumer.events import OrderEvent, Upsert
+from consumer.outcomes import (
+    DLQ_DETAIL_LIMIT,
+    InputRef,
+    Operation,
+    Outcome,
+    Status,
+    dead_letter_headers,
+    dead_letter_problem,
+    encode_outcome,
+    invalid_outcome,
+    outcome_problem,
+    peek_identity,
+    rfc3339,
+)
+
+RECEIVED = datetime(2025, 3, 1, 14, 40, 0, 120_000, tzinfo=UTC)
+FINISHED = RECEIVED + timedelta(milliseconds=1523.5)
+EVENT = OrderEvent(
+    id="evt-7",
+    type="order.upserted",
+    source="/orders",
+    time="2025-03-01T14:39:59Z",
+    order_id="ORD-1",
+    data=Upsert(order={"orderId": "ORD-1"}, revision=2),
+    topic="orders",
+    partition=3,
+    offset=1042,
+)
+
+
+def _outcome(status: Status, operation: Operation | None, **fields: object) -> Outcome:
+    times: dict[str, object] = {"received_at": RECEIVED, "finished_at": FINISHED}
+    return Outcome(
+        origin=InputRef.of_event(EVENT),
+        operation=operation,
+        status=status,
+        **(times | fields),  # type: ignore[arg-type]
+    )
+
+
+def test_accepted_write_encodes_the_whole_outcome_event() -> None:
+    """An outcome becomes a CloudEvent whose data names the input and the result."""
+    outcome = _outcome(
+        "accepted", "upsert", http_status=302, version_tag="vt-9", attempts=3, engage_ms=900.25
+    )
+    assert orjson.loads(encode_outcome(outcome)) == {
+        "specversion": "1.0",
+        "id": "evt-7:upsert",
+        "source": "engage-consumer",
+        "type": "order.outcome",
+        "subject": "ORD-1",
+        "time": "2025-03-01T14:40:01.643Z",
+        "datacontenttype": "application/json",
+        "data": {
+            "eventId": "evt-7",
+            "eventType": "order.upserted",
+            "topic": "orders",
+            "partition": 3,
+            "offset": 1042,
+            "orderId": "ORD-1",
+            "operation": "upsert",
+            "status": "accepted",
+            "httpStatus": 302,
+            "versionTag": "vt-9",
+            "attempts": 3,
+            "reason": None,
+            "detail": None,
+            "action": None,
+            "revision": None,
+            "timings": {
+                "receivedAt": "2025-03-01T14:40:00.120Z",
+                "finishedAt": "2025-03-01T14:40:01.643Z",
+                "totalMs": 1523.5,
+                "engageMs": 900.25,
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize("status", [s for s in get_args(Status) if s != "invalid"])
+def test_every_status_encodes_to_a_valid_outcome(status: Status) -> None:
+    """Outcomes of every non-invalid status pass order-outcome.schema.json."""
+    reason = None if status == "accepted" else "write_failed"
+    outcome = _outcome(status, "action", action="ConfirmOrder", reason=reason)
+    assert outcome_problem(encode_outcome(outcome)) is None
+
+
+def test_schema_catches_an_outcome_that_breaks_its_rules() -> None:
+    """A failed outcome without a reason, or an action outcome without its name, is refused."""
+    assert outcome_problem(encode_outcome(_outcome("failed", "upsert"))) == (
+        "data.reason: must be a string"
+    )
+    assert outcome_problem(encode_outcome(_outcome("accepted", "action"))) == (
+        "data.action: must be a string"
+    )
+
+
+def test_outcome_id_is_the_same_on_replay_and_differs_by_operation() -> None:
+    """The same input and operation give the same id; another operation gives another id."""
+    first = orjson.loads(encode_outcome(_outcome("accepted", "upsert")))
+    later = _outcome("accepted", "upsert", received_at=FINISHED, finished_at=FINISHED)
+    again = orjson.loads(encode_outcome(later))
+    action = orjson.loads(encode_outcome(_outcome("accepted", "action", action="ConfirmOrder")))
+    assert (first["id"], again["id"], action["id"]) == (
+        "evt-7:upsert",
+        "evt-7:upsert",
+        "evt-7:action",
+    )
+
+
+def test_measured_total_wins_and_durations_are_never_negative() -> None:
+    """A measured total_ms is used as given; a wall clock stepping back yields 0, not < 0."""
+    measured = orjson.loads(encode_outcome(_outcome("accepted", "delete", total_ms=12.3456)))
+    stepped_back = _outcome("accepted", "delete", received_at=FINISHED, finished_at=RECEIVED)
+    backwards = orjson.loads(encode_outcome(stepped_back))
+    assert measured["data"]["timings"]["totalMs"] == 12.346
+    assert backwards["data"]["timings"]["totalMs"] == 0.0
+
+
+def test_times_are_rfc3339_utc_and_naive_times_are_refused() -> None:
+    """Aware times are written in UTC with milliseconds; naive ones raise ValueError."""
+    stockholm = timezone(timedelta(hours=1))
+    assert rfc3339(datetime(2025, 3, 1, 11, 0, tzinfo=stockholm)) == "2025-03-01T10:00:00.000Z"
+    with pytest.raises(ValueError, match="naive"):
+        rfc3339(datetime(2025, 3, 1, 11, 0))  # noqa: DTZ001 - the point of the test
+
+
+def _schema_error() -> InvalidEventError:
+    return InvalidEventError("schema", "data.order.orderId: must be a string", order_id="ORD-9")
+
+
+BROKEN = orjson.dumps({"id": "evt-9", "type": "order.upserted", "subject": "ORD-9", "data": {}})
+
+
+def test_invalid_outcome_names_the_event_it_could_read() -> None:
+    """An invalid event with a readable id and type gets an `invalid` outcome naming them."""
+    outcome = invalid_outcome(
+        _schema_error(),
+        value=BROKEN,
+        topic="orders",
+        partition=1,
+        offset=5,
+        received_at=RECEIVED,
+        finished_at=RECEIVED,
+    )
+    assert outcome is not None
+    encoded = encode_outcome(outcome)
+    document = orjson.loads(encoded)
+    assert outcome_problem(encoded) is None
+    assert (document["id"], document["data"]["eventId"], document["data"]["status"]) == (
+        "evt-9:invalid",
+        "evt-9",
+        "invalid",
+    )
+    assert (document["data"]["reason"], document["data"]["detail"]) == (
+        "schema",
+        "data.order.orderId: must be a string",
+    )
+
+
+def test_invalid_outcome_without_event_id_is_identified_by_position() -> None:
+    """Undecodable input has no event id: the outcome id is the record position."""
+    error = InvalidEventError("undecodable", "not UTF-8 JSON: …", order_id="ORD-9")
+    outcome = invalid_outcome(
+        error,
+        value=b"{",
+        topic="orders",
+        partition=1,
+        offset=5,
+        received_at=RECEIVED,
+        finished_at=RECEIVED,
+    )
+    assert outcome is not None
+    document = orjson.loads(encode_outcome(outcome))
+    assert (document["id"], document["data"]["eventId"]) == ("orders/1/5:invalid", None)
+    assert outcome_problem(document) is None
+
+
+def test_no_invalid_outcome_without_an_order_id() -> None:
+    """An invalid record that names no order gets no outcome (it is only dead-lettered)."""
+    error = InvalidEventError("empty", "the record has no value")
+    assert (
+        invalid_outcome(
+            error,
+            value=None,
+            topic="t",
+            partition=0,
+            offset=0,
+            received_at=RECEIVED,
+            finished_at=RECEIVED,
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "value", "expected"),
+    [
+        ("schema", BROKEN, ("evt-9", "order.upserted")),
+        ("schema", b'{"id": 5, "type": ""}', (None, None)),
+        ("too_large", BROKEN, (None, None)),
+        ("undecodable", b"{", (None, None)),
+    ],
+)
+def test_peek_identity_reads_only_what_is_safe_to_read(
+    reason: str, value: bytes, expected: tuple[str | None, str | None]
+) -> None:
+    """Id and type come from parseable values only, never from oversize ones."""
+    assert peek_identity(InvalidEventError(reason, "x", order_id="O"), value) == expected
+
+
+def test_dead_letter_headers_keep_the_originals_and_add_the_reason() -> None:
+    """Original headers come first, stale x-dlq-* ones are replaced, reason headers follow."""
+    original = [("traceparent", b"00-abc-01"), ("x-dlq-reason", b"old"), ("source", b"\xff")]
+    headers = dead_letter_headers(
+        headers=original,
+        error=_schema_error(),
+        topic="orders",
+        partition=3,
+        offset=77,
+        at=RECEIVED,
+        event_id="evt-9",
+    )
+    assert headers == [
+        ("traceparent", b"00-abc-01"),
+        ("source", b"\xff"),
+        ("x-dlq-reason", b"schema"),
+        ("x-dlq-detail", b"data.order.orderId: must be a string"),
+        ("x-dlq-source-topic", b"orders"),
+        ("x-dlq-source-partition", b"3"),
+        ("x-dlq-source-offset", b"77"),
+        ("x-dlq-time", b"2025-03-01T14:40:00.120Z"),
+        ("x-dlq-order-id", b"ORD-9"),
+        ("x-dlq-event-id", b"evt-9"),
+    ]
+    assert dead_letter_problem(headers) is None
+
+
+def test_dead_letter_detail_is_bounded_and_headers_stay_valid() -> None:
+    """A huge detail is cut to the schema's limit; a record without headers gets only ours."""
+    error = InvalidEventError("schema", "x" * 5000)
+    headers = dead_letter_headers(
+        headers=None, error=error, topic="orders", partition=0, offset=0, at=RECEIVED
+    )
+    detail = dict(headers)["x-dlq-detail"].decode()
+    assert (len(detail), detail[-1]) == (DLQ_DETAIL_LIMIT, "…")
+    assert [name for name, _ in headers] == [
+        "x-dlq-reason",
+        "x-dlq-detail",
+        "x-dlq-source-topic",
+        "x-dlq-source-partition",
+        "x-dlq-source-offset",
+        "x-dlq-time",
+    ]
+    assert dead_letter_problem(headers) is None
+
+
+def test_dead_letter_schema_refuses_an_unknown_reason() -> None:
+    """The dead-letter schema lists the reason codes; anything else is refused."""
+    headers = dead_letter_headers(
+        headers=None,
+        error=InvalidEventError("bogus", "x"),
+        topic="orders",
+        partition=0,
+        offset=0,
+        at=RECEIVED,
+    )
+    problem = dead_letter_problem(headers)
+    assert problem is not None
+    assert problem.startswith("x-dlq-reason: must be one of empty, too_large,")
