@@ -17,6 +17,7 @@ Every answer is an ``Answer`` value; the HTTP layer (engage_http) only encodes i
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import math
@@ -74,6 +75,12 @@ class Job:
     failure: str | None
     status: JobStatus = "pending"
     version_tag: str | None = None
+
+
+def body_digest(body: dict[str, Any]) -> str:
+    """A short digest of an order body that ignores key order and whitespace."""
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=8).hexdigest()
 
 
 def order_location(order_id: str) -> str:
@@ -316,6 +323,8 @@ class EngageState:
                 "method": method,
                 "orderId": order_id,
                 "jobId": job_id,
+                # Lets an audit tie a versionTag back to the input event whose body made it.
+                "bodyDigest": None if body is None else body_digest(body),
             },
         )
         location = job_location(job_id)

@@ -1,0 +1,95 @@
+"""Reading from Kafka: the group consumer, its rebalance hooks, and what was committed before.
+
+Manual commits only (``enable_auto_commit=False``): the offset tracker decides what is safe to
+commit. ``read_committed`` so that transactional producers upstream never show us aborted
+records. The rebalance listener forwards to the pipeline, which finishes or abandons the work of
+revoked partitions and commits before aiokafka lets the group move on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from aiokafka.abc import ConsumerRebalanceListener
+
+from consumer.kafka_conn import connection_kwargs
+from consumer.offsets import decode_finished
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from consumer.config import Settings
+
+TP = tuple[str, int]
+
+
+class AssignmentHandler(Protocol):
+    """What the pipeline does when partitions come and go."""
+
+    async def partitions_assigned(self, assigned: set[TP]) -> None:
+        """Start on newly assigned partitions."""
+        ...
+
+    async def partitions_revoked(self, revoked: set[TP]) -> None:
+        """Finish or abandon the work of revoked partitions and commit, before returning."""
+        ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, handler: AssignmentHandler) -> None:
+        self.handler = handler
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.handler.partitions_revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.handler.partitions_assigned({(tp.topic, tp.partition) for tp in assigned})
+
+
+def make_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A group consumer with manual commits; subscribe it with ``subscribe``."""
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415 - heavy import, used at run time
+
+    return AIOKafkaConsumer(
+        **connection_kwargs(settings),
+        group_id=settings.kafka_group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=500,
+        # A record may be as large as MAX_RECORD_BYTES plus envelope; fetch at least that much
+        # so an oversized record reaches the decoder (and the dead-letter topic) instead of
+        # stalling the partition.
+        max_partition_fetch_bytes=max(1_048_576, settings.max_record_bytes + 65_536),
+    )
+
+
+def subscribe(
+    consumer: AIOKafkaConsumer, topics: tuple[str, ...], handler: AssignmentHandler
+) -> None:
+    """Join the group on ``topics``, forwarding rebalances to ``handler``."""
+    consumer.subscribe(topics=list(topics), listener=_Listener(handler))
+
+
+async def committed_finished(
+    consumer: AIOKafkaConsumer, partitions: set[TP]
+) -> dict[TP, tuple[int | None, set[int]]]:
+    """For each partition: the committed offset and the finished offsets kept in its metadata."""
+    from aiokafka.structs import TopicPartition  # noqa: PLC0415
+
+    tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+    # The coordinator's fetch returns the metadata string as well as the offset; the public
+    # ``committed()`` drops it.
+    fetched = await consumer._coordinator.fetch_committed_offsets(tps)  # noqa: SLF001
+    out: dict[TP, tuple[int | None, set[int]]] = {}
+    for tp in tps:
+        meta = fetched.get(tp)
+        if meta is None or meta.offset < 0:
+            out[(tp.topic, tp.partition)] = (None, set())
+        else:
+            out[(tp.topic, tp.partition)] = (
+                meta.offset,
+                decode_finished(meta.offset, meta.metadata),
+            )
+    return out

@@ -1,0 +1,507 @@
+"""The data path from a consumed record to an acknowledged outcome.
+
+``Pipeline.take`` decodes a record, turns the event into operations for the order book (the pure
+state machine), and carries out the book's effects: Engage calls run as tasks under the
+dispatcher's bounds; every settled operation feeds its event's outcome; an outcome is published
+to the results topic and, once Kafka acknowledged it, the record's offset is finished in the
+offset tracker. Invalid records go to the dead-letter topic (and get an ``invalid`` outcome when
+an orderId could be read). Nothing here blocks on one order: each call is its own task.
+
+The book is only touched from the event loop's thread and never across an ``await``, so it
+needs no lock.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import anyio
+
+from consumer.errors import InvalidEventError
+from consumer.events import ActionRequest, Delete, Lifecycle, OrderEvent, Upsert, decode_record
+from consumer.logs import get_logger
+from consumer.orders import Action, FetchTag, SendAction, SendWrite, Settle, Write
+from consumer.outcomes import (
+    InputRef,
+    Outcome,
+    dead_letter_headers,
+    encode_outcome,
+    invalid_outcome,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from anyio.abc import TaskGroup
+
+    from consumer.config import Settings
+    from consumer.dispatch import DispatchResult
+    from consumer.kafka_out import RecordSink
+    from consumer.offsets import OffsetTracker
+    from consumer.orders import Effect, OrderBook
+
+TP = tuple[str, int]
+log = get_logger("pipeline")
+
+
+class Record(Protocol):
+    """The parts of a consumed Kafka record the pipeline reads (aiokafka's ConsumerRecord)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class EngageCalls(Protocol):
+    """The dispatcher's operations, as the pipeline uses them."""
+
+    async def write(
+        self, order_id: str, body: Mapping[str, Any], *, exists: bool | None, deadline: float
+    ) -> DispatchResult:
+        """Create or replace, wait for the job, learn the tag."""
+        ...
+
+    async def delete(self, order_id: str, *, deadline: float) -> DispatchResult:
+        """Delete, wait for the job."""
+        ...
+
+    async def action(
+        self,
+        order_id: str,
+        *,
+        action: str,
+        version_tag: str,
+        language: str | None,
+        data: dict[str, Any] | None,
+        deadline: float,
+    ) -> DispatchResult:
+        """Post an action with a tag."""
+        ...
+
+    async def read_tag(self, order_id: str, *, deadline: float) -> DispatchResult:
+        """GET the order's current tag."""
+        ...
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One input event between intake and its acknowledged outcome."""
+
+    event: OrderEvent
+    tp: TP
+    received_at: datetime
+    started: float
+    deadline: float
+    ops_left: int
+    operation: Literal["upsert", "delete", "action"]
+    action: str | None = None
+    revision: int | None = None
+    status: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    http_status: int | None = None
+    version_tag: str | None = None
+    attempts: int = 0
+    engage_ms: float = 0.0
+    abandoned: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class OpRef:
+    """The token the book carries for one operation: its event and what to send."""
+
+    pending: Pending
+    role: Literal["write", "action"]
+    body: Mapping[str, Any] | None = None
+    action: str | None = None
+    language: str | None = None
+    data: Mapping[str, Any] | None = None
+    result: DispatchResult | None = field(default=None, repr=False)
+
+
+class Pipeline:
+    """Record in, outcome out; owns the in-memory view of every event in progress."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        book: OrderBook,
+        engage: EngageCalls,
+        sink: RecordSink,
+        tracker: OffsetTracker,
+        task_group: TaskGroup,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.book = book
+        self.engage = engage
+        self.sink = sink
+        self.tracker = tracker
+        self.tasks = task_group
+        self.clock = clock
+        #: events taken in and not yet acknowledged, per partition (for revoke and drain)
+        self.pending: dict[TP, set[Pending]] = {}
+        #: offsets a previous owner finished above its commit (from the commit metadata)
+        self.skip: dict[TP, set[int]] = {}
+        self.counts: dict[str, int] = {}
+
+    # -- intake -------------------------------------------------------------------------------
+
+    def take(self, record: Record) -> None:
+        """Start processing one consumed record; never raises for bad input."""
+        tp = (record.topic, record.partition)
+        self.tracker.received(tp, record.offset)
+        skip = self.skip.get(tp)
+        if skip and record.offset in skip:
+            # A previous owner published this record's outcome but could not commit past it.
+            skip.discard(record.offset)
+            self.tracker.finished(tp, record.offset)
+            self._count("finished")
+            self._count("skipped_replay")
+            return
+        received_at = datetime.now(UTC)
+        try:
+            event = self._decode(record)
+        except InvalidEventError as error:
+            self._count("invalid")
+            self.tasks.start_soon(self._dead_letter, record, error, received_at)
+            return
+        self._count("events")
+        now = self.clock()
+        pending = Pending(
+            event=event,
+            tp=tp,
+            received_at=received_at,
+            started=now,
+            deadline=now + self.settings.event_deadline_seconds,
+            ops_left=0,
+            operation="action",
+        )
+        self.pending.setdefault(tp, set()).add(pending)
+        effects: list[Effect] = []
+        for op in self._operations(pending):
+            pending.ops_left += 1
+            effects.extend(self.book.submit(event.order_id, op))
+        self.apply(effects)
+
+    def _decode(self, record: Record) -> OrderEvent:
+        if record.key is None:
+            # Without the orderId as key, the producer's partitioner scattered this order's
+            # events over partitions and per-order order cannot hold: refuse it loudly.
+            raise InvalidEventError(
+                "missing_key", "the record has no key; the key must be the orderId"
+            )
+        return decode_record(
+            key=record.key,
+            value=record.value,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            max_bytes=self.settings.max_record_bytes,
+            action_map=self.settings.action_map,
+        )
+
+    def _operations(self, pending: Pending) -> list[Write | Action]:
+        data = pending.event.data
+        deadline = pending.deadline
+        if isinstance(data, Upsert):
+            pending.operation = "upsert"
+            pending.revision = data.revision
+            ref = OpRef(pending=pending, role="write", body=data.order)
+            return [Write(token=ref, kind="upsert", revision=data.revision, deadline=deadline)]
+        if isinstance(data, Delete):
+            pending.operation = "delete"
+            pending.revision = data.revision
+            ref = OpRef(pending=pending, role="write")
+            return [Write(token=ref, kind="delete", revision=data.revision, deadline=deadline)]
+        if isinstance(data, ActionRequest):
+            pending.action = data.action
+            pending.revision = data.min_revision
+            ref = OpRef(
+                pending=pending,
+                role="action",
+                action=data.action,
+                language=data.language,
+                data=data.data,
+            )
+            return [Action(token=ref, min_revision=data.min_revision, deadline=deadline)]
+        assert isinstance(data, Lifecycle)
+        pending.action = data.action
+        pending.revision = data.revision
+        action = OpRef(
+            pending=pending,
+            role="action",
+            action=data.action,
+            language=data.language,
+            data=data.action_data,
+        )
+        if data.order is None:
+            # No snapshot: the action waits for the write that carried this revision, if any.
+            return [Action(token=action, min_revision=data.revision, deadline=deadline)]
+        write = OpRef(pending=pending, role="write", body=data.order)
+        return [
+            Write(token=write, kind="upsert", revision=data.revision, deadline=deadline),
+            Action(token=action, min_revision=None, deadline=deadline),
+        ]
+
+    # -- effects ------------------------------------------------------------------------------
+
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Carry out what the book asked for: start calls, settle operations."""
+        for effect in effects:
+            if isinstance(effect, SendWrite):
+                self.tasks.start_soon(self._run_write, effect)
+            elif isinstance(effect, SendAction):
+                self.tasks.start_soon(self._run_action, effect)
+            elif isinstance(effect, FetchTag):
+                self.tasks.start_soon(self._run_fetch, effect)
+            elif isinstance(effect, Settle):
+                self._settle(effect)
+
+    def tick(self) -> None:
+        """Let the book expire operations whose deadline passed."""
+        self.apply(self.book.tick())
+
+    async def _run_write(self, effect: SendWrite) -> None:
+        op = effect.op
+        ref: OpRef = op.token  # type: ignore[assignment]
+        deadline = ref.pending.deadline
+        if op.kind == "delete":
+            result = await self.engage.delete(effect.order_id, deadline=deadline)
+        else:
+            assert ref.body is not None
+            result = await self.engage.write(
+                effect.order_id, ref.body, exists=effect.exists, deadline=deadline
+            )
+        ref.result = result
+        if result.status == "accepted":
+            effects = self.book.write_done(
+                effect.order_id, op.token, tag=result.version_tag, status="accepted", reason=None
+            )
+        else:
+            uncertain = result.tag_uncertain or result.status == "unknown"
+            effects = self.book.write_done(
+                effect.order_id,
+                op.token,
+                tag=None,
+                status="unknown" if uncertain else result.status,
+                reason=result.reason,
+            )
+        self.apply(effects)
+
+    async def _run_action(self, effect: SendAction) -> None:
+        op = effect.op
+        ref: OpRef = op.token  # type: ignore[assignment]
+        assert ref.action is not None
+        result = await self.engage.action(
+            effect.order_id,
+            action=ref.action,
+            version_tag=effect.tag,
+            language=ref.language,
+            data=dict(ref.data) if ref.data is not None else None,
+            deadline=ref.pending.deadline,
+        )
+        ref.result = result
+        stale = result.status == "rejected" and result.http_status == 404
+        self.apply(
+            self.book.action_done(
+                effect.order_id,
+                op.token,
+                status=result.status,
+                reason=result.reason,
+                stale_tag=stale,
+            )
+        )
+
+    async def _run_fetch(self, effect: FetchTag) -> None:
+        deadline = self.clock() + self.settings.event_deadline_seconds
+        result = await self.engage.read_tag(effect.order_id, deadline=deadline)
+        if result.status == "accepted":
+            effects = self.book.tag_learned(effect.order_id, result.version_tag)
+        elif result.status == "rejected" and result.http_status == 404:
+            effects = self.book.tag_learned(effect.order_id, None)
+        else:
+            effects = self.book.tag_learned(
+                effect.order_id, None, error=f"tag_unavailable: {result.reason}"
+            )
+        self.apply(effects)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _settle(self, effect: Settle) -> None:
+        ref: OpRef = effect.token  # type: ignore[assignment]
+        pending = ref.pending
+        result = ref.result
+        if result is not None:
+            pending.attempts += result.attempts
+            pending.engage_ms += result.engage_ms
+        if ref.role == "write" and pending.operation == "action":
+            # The snapshot write of a lifecycle event: remember what it learned; the action
+            # that follows decides the event's status.
+            if result is not None and result.http_status is not None:
+                pending.http_status = result.http_status
+            pending.version_tag = effect.tag or pending.version_tag
+            if effect.status not in {"accepted", "skipped"}:
+                pending.detail = result.detail if result is not None else effect.reason
+        else:
+            pending.status = effect.status
+            pending.reason = effect.reason
+            pending.version_tag = effect.tag or pending.version_tag
+            if result is not None:
+                pending.http_status = result.http_status
+                pending.detail = result.detail or pending.detail
+                if result.version_tag is not None:
+                    pending.version_tag = result.version_tag
+        pending.ops_left -= 1
+        if pending.ops_left == 0:
+            self.tasks.start_soon(self._publish_outcome, pending)
+
+    async def _publish_outcome(self, pending: Pending) -> None:
+        event = pending.event
+        status = pending.status or "failed"
+        outcome = Outcome(
+            origin=InputRef.of_event(event),
+            operation=pending.operation,
+            status=status,  # type: ignore[arg-type]
+            received_at=pending.received_at,
+            finished_at=datetime.now(UTC),
+            http_status=pending.http_status,
+            version_tag=pending.version_tag,
+            attempts=pending.attempts,
+            reason=pending.reason,
+            detail=pending.detail,
+            action=pending.action,
+            revision=pending.revision,
+            engage_ms=pending.engage_ms,
+            total_ms=(self.clock() - pending.started) * 1000.0,
+        )
+        self._count(f"outcome_{status}")
+        self._count("outcomes")
+        log.debug(
+            "outcome",
+            orderId=event.order_id,
+            eventId=event.id,
+            partition=event.partition,
+            offset=event.offset,
+            status=status,
+            reason=pending.reason,
+        )
+        await self._publish(
+            self.settings.results_topic,
+            key=event.order_id.encode(),
+            value=encode_outcome(outcome),
+            headers=[],
+        )
+        self._finish(pending.tp, event.offset, pending)
+
+    async def _dead_letter(
+        self, record: Record, error: InvalidEventError, received_at: datetime
+    ) -> None:
+        tp = (record.topic, record.partition)
+        log.warning(
+            "dead-lettered",
+            reason=error.reason,
+            detail=error.detail,
+            orderId=error.order_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        headers = dead_letter_headers(
+            headers=record.headers,
+            error=error,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            at=received_at,
+        )
+        await self._publish(
+            self.settings.dead_letter_topic, key=record.key, value=record.value, headers=headers
+        )
+        outcome = invalid_outcome(
+            error,
+            value=record.value,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            received_at=received_at,
+            finished_at=datetime.now(UTC),
+        )
+        if outcome is not None:
+            self._count("outcomes")
+            await self._publish(
+                self.settings.results_topic,
+                key=outcome.origin.order_id.encode(),
+                value=encode_outcome(outcome),
+                headers=[],
+            )
+        self._finish(tp, record.offset, None)
+
+    async def _publish(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
+        """Publish until Kafka acknowledges: an outcome is never dropped, only delayed."""
+        delay = 0.1
+        while True:
+            try:
+                await self.sink.publish(topic, key=key, value=value, headers=headers)
+            except Exception as exc:  # noqa: BLE001 - boundary: any producer failure is retried
+                log.warning("publish failed; retrying", topic=topic, error=repr(exc), delay=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                return
+
+    def _finish(self, tp: TP, offset: int, pending: Pending | None) -> None:
+        if pending is not None:
+            events = self.pending.get(tp)
+            if events is not None:
+                events.discard(pending)
+            if pending.abandoned:
+                return
+        self.tracker.finished(tp, offset)
+        self._count("finished")
+
+    # -- partitions ---------------------------------------------------------------------------
+
+    def in_progress(self, tps: Iterable[TP] | None = None) -> int:
+        """Events taken in and not yet acknowledged (on ``tps``, or on every partition)."""
+        if tps is None:
+            return self.tracker.in_flight()
+        return sum(len(self.pending.get(tp, ())) for tp in tps)
+
+    def abandon(self, tps: set[TP]) -> None:
+        """Forget the unfinished events of revoked partitions; their new owner redoes them.
+
+        Orders that also have events on partitions we keep are rebuilt from those events, so
+        the kept partitions lose nothing.
+        """
+        abandoned: set[Pending] = set()
+        for tp in tps:
+            abandoned |= self.pending.pop(tp, set())
+            self.skip.pop(tp, None)
+        for pending in abandoned:
+            pending.abandoned = True
+        orders = {p.event.order_id for p in abandoned}
+        effects: list[Effect] = []
+        for order_id in orders:
+            for op in self.book.drop(order_id):
+                ref: OpRef = op.token  # type: ignore[assignment]
+                if not ref.pending.abandoned:
+                    effects.extend(self.book.submit(order_id, op))
+        self.apply(effects)
+
+    def _count(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1

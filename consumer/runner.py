@@ -1,0 +1,246 @@
+"""``engage-consumer run``: wires Kafka, the order book, the dispatcher and the pipeline together.
+
+Three loops run beside the Engage calls: intake (fetch records, pause partitions while too much
+is buffered), commit (every COMMIT_INTERVAL_SECONDS, per partition up to the lowest unfinished
+offset, finished offsets above it in the metadata) and tick (expire operations past their
+deadline). SIGTERM or SIGINT stops intake, lets in-flight work finish for up to
+DRAIN_TIMEOUT_SECONDS, commits, closes Kafka and exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from consumer.config import load_settings
+from consumer.errors import ConfigError
+from consumer.kafka_in import committed_finished, make_consumer, subscribe
+from consumer.kafka_out import KafkaSink, make_producer
+from consumer.logs import configure_logging, get_logger
+from consumer.offsets import OffsetTracker
+from consumer.orders import OrderBook
+from consumer.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from aiokafka import AIOKafkaConsumer
+
+    from consumer.config import Settings
+    from consumer.pipeline import TP
+
+log = get_logger("runner")
+
+
+class Service:
+    """One running consumer: its Kafka clients, its pipeline and its loops."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tracker = OffsetTracker()
+        self.book = OrderBook(
+            max_tracked=settings.max_tracked_orders,
+            clock=time.monotonic,
+            revision_wait=settings.revision_wait_seconds,
+        )
+        self.assigned: set[TP] = set()
+        self.paused = False
+        self.stopping = anyio.Event()
+        self._commit_lock = anyio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pipeline: Pipeline | None = None
+        self.commits = 0
+
+    def count(self, name: str) -> int:
+        """A pipeline counter (``finished``, ``outcomes``, ``invalid``, …); 0 before start."""
+        return self._pipeline.counts.get(name, 0) if self._pipeline is not None else 0
+
+    # -- rebalance hooks (called by aiokafka while it coordinates the group) ----------------
+
+    async def partitions_assigned(self, assigned: set[TP]) -> None:
+        """Track the new partitions and learn which offsets a previous owner already finished."""
+        log.info("partitions assigned", partitions=sorted(assigned))
+        self.assigned |= assigned
+        for tp in assigned:
+            self.tracker.assign(tp)
+        if self._consumer is None or self._pipeline is None or not assigned:
+            return
+        committed = await committed_finished(self._consumer, assigned)
+        for tp, (_offset, finished) in committed.items():
+            if finished:
+                self._pipeline.skip[tp] = finished
+                log.info("skipping finished offsets", partition=tp, count=len(finished))
+
+    async def partitions_revoked(self, revoked: set[TP]) -> None:
+        """Finish what is in flight for the revoked partitions (bounded), commit, forget them."""
+        log.info("partitions revoked", partitions=sorted(revoked))
+        self.assigned -= revoked
+        pipeline = self._pipeline
+        if pipeline is not None:
+            with anyio.move_on_after(self.settings.drain_timeout_seconds):
+                # A short poll: progress is counted by synchronous code, and a rebalance is
+                # rare enough that an event per partition would be machinery for nothing.
+                while pipeline.in_progress(revoked) > 0:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            await self.commit_now()
+            pipeline.abandon(revoked)
+        for tp in revoked:
+            self.tracker.revoke(tp)
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def commit_now(self) -> None:
+        """Commit every partition whose position moved; a failed commit is retried next time."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        from aiokafka.errors import KafkaError  # noqa: PLC0415
+        from aiokafka.structs import OffsetAndMetadata, TopicPartition  # noqa: PLC0415
+
+        async with self._commit_lock:
+            positions = self.tracker.to_commit()
+            if not positions:
+                return
+            offsets = {
+                TopicPartition(topic, partition): OffsetAndMetadata(offset, metadata)
+                for (topic, partition), (offset, metadata) in positions.items()
+            }
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:
+                log.warning("commit failed; will retry", error=repr(exc))
+                return
+            self.tracker.mark_committed(positions)
+            self.commits += 1
+
+    async def _intake(self, consumer: AIOKafkaConsumer, pipeline: Pipeline) -> None:
+        limit = self.settings.max_buffered_events
+        while True:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for records in batch.values():
+                for record in records:
+                    if (record.topic, record.partition) in self.assigned:
+                        pipeline.take(record)
+            buffered = pipeline.in_progress()
+            if buffered >= limit:
+                consumer.pause(*consumer.assignment())
+                if not self.paused:
+                    log.info("paused: too many events in progress", buffered=buffered)
+                self.paused = True
+            elif self.paused and buffered <= limit // 2:
+                consumer.resume(*consumer.assignment())
+                self.paused = False
+                log.info("resumed", buffered=buffered)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.commit_interval_seconds)
+            await self.commit_now()
+
+    async def _tick_loop(self, pipeline: Pipeline) -> None:
+        while True:
+            await anyio.sleep(0.25)
+            pipeline.tick()
+
+    async def run(self, *, started: Callable[[], None] | None = None) -> None:
+        """Run until ``stopping`` is set, then drain, commit and close."""
+        from consumer.dispatch import DispatchSettings, open_dispatcher  # noqa: PLC0415
+        from consumer.engage import EngageClientSettings  # noqa: PLC0415
+
+        settings = self.settings
+        producer = make_producer(settings)
+        consumer = make_consumer(settings)
+        self._consumer = consumer
+        await producer.start()
+        try:
+            async with (
+                open_dispatcher(
+                    EngageClientSettings.from_settings(settings),
+                    DispatchSettings.from_settings(settings),
+                ) as dispatcher,
+                anyio.create_task_group() as work,
+            ):
+                pipeline = Pipeline(
+                    settings=settings,
+                    book=self.book,
+                    engage=dispatcher,
+                    sink=KafkaSink(producer),
+                    tracker=self.tracker,
+                    task_group=work,
+                )
+                self._pipeline = pipeline
+                subscribe(consumer, settings.input_topics, self)
+                await consumer.start()
+                log.info("started", topics=list(settings.input_topics))
+                if started is not None:
+                    started()
+                async with anyio.create_task_group() as loops:
+                    loops.start_soon(self._intake, consumer, pipeline)
+                    loops.start_soon(self._commit_loop)
+                    loops.start_soon(self._tick_loop, pipeline)
+                    await self.stopping.wait()
+                    loops.cancel_scope.cancel()
+                await self._drain(pipeline)
+                work.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await consumer.stop()
+                await producer.stop()
+        log.info("stopped", commits=self.commits, **pipeline.counts)
+
+    async def _drain(self, pipeline: Pipeline) -> None:
+        left = pipeline.in_progress()
+        log.info("draining", in_progress=left)
+        with anyio.move_on_after(self.settings.drain_timeout_seconds):
+            while pipeline.in_progress() > 0:
+                pipeline.tick()
+                await anyio.sleep(0.02)
+        await self.commit_now()
+        left = pipeline.in_progress()
+        if left:
+            log.warning("drain deadline passed; unfinished events will be redone", left=left)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the service until SIGTERM or SIGINT."""
+    service = Service(settings)
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("signal received; draining", signal=signal.Signals(signum).name)
+                service.stopping.set()
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_signals)
+        await service.run()
+        tg.cancel_scope.cancel()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``run`` takes no arguments: everything comes from the environment."""
+    parser.epilog = "Configured from the environment; see the README for every variable."
+
+
+def run_from_args(_args: argparse.Namespace) -> int:
+    """Load settings, set up logging, run until a signal; 0 after a clean drain."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"engage-consumer: {exc}", file=sys.stderr)  # noqa: T201 - before logging exists
+        return 2
+    configure_logging(level=settings.log_level, secrets=settings.secrets())
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    try:
+        anyio.run(serve, settings)
+    except KafkaError as exc:
+        log.error("kafka failed", error=repr(exc))  # noqa: TRY400 - the traceback adds nothing
+        return 1
+    return 0

@@ -1,0 +1,220 @@
+"""Checks a run against the truth: the input stream, the simulator's journal, the results topic.
+
+The simulator journals every accepted write (with a digest of its body), every processed job
+(with the versionTag it produced) and every accepted action (with the tag it carried and its
+``data``, where generated actions keep the id of the event that asked for them). From that,
+``audit`` answers the questions the guarantees are about:
+
+- did every input event get an outcome (and were repeated outcomes only replays of one id)?
+- was any action sent more than once?
+- did every action go out with the tag of the write it depends on — the latest write before it
+  in its order's stream (its own snapshot for a lifecycle event), or for a ``minRevision``
+  action a write with at least that revision?
+- did each order's actions reach Engage in stream order?
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from consumer.sandbox.engage_state import body_digest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from consumer.sandbox.workload import GeneratedEvent
+
+
+@dataclass(kw_only=True)
+class AuditReport:
+    """What a run did, and every way it broke a guarantee."""
+
+    events: int = 0
+    outcomes: int = 0
+    repeated_outcomes: int = 0
+    missing_outcomes: list[str] = field(default_factory=list)
+    statuses: Counter[tuple[str, str]] = field(default_factory=Counter)
+    actions_accepted: int = 0
+    duplicate_actions: int = 0
+    duplicated_event_ids: list[str] = field(default_factory=list)
+    wrong_tag: list[str] = field(default_factory=list)
+    out_of_order: list[str] = field(default_factory=list)
+    unexpected_actions: int = 0
+
+    @property
+    def correct(self) -> bool:
+        """No lost outcome, no wrong tag, no order broken, no foreign action."""
+        return not (
+            self.missing_outcomes or self.wrong_tag or self.out_of_order or self.unexpected_actions
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as plain values (for logs, JSON reports and assertions)."""
+        return {
+            "events": self.events,
+            "outcomes": self.outcomes,
+            "repeated_outcomes": self.repeated_outcomes,
+            "missing_outcomes": len(self.missing_outcomes),
+            "actions_accepted": self.actions_accepted,
+            "duplicate_actions": self.duplicate_actions,
+            "wrong_tag": len(self.wrong_tag),
+            "out_of_order": len(self.out_of_order),
+            "unexpected_actions": self.unexpected_actions,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Expect:
+    """What one action event depends on."""
+
+    event_id: str
+    order_id: str
+    position: int
+    depends_on: str | None
+    """The body digest of the write it depends on (None: gated on a revision)."""
+    write_position: int
+    """Stream position of that write: actions on one write may reach Engage in any order
+    (they run concurrently on one tag), actions on different writes must not."""
+    min_revision: int | None
+
+
+def _expectations(events: Sequence[GeneratedEvent]) -> tuple[dict[str, _Expect], dict[str, int]]:
+    """For each action event: the write it depends on; and each write digest's revision."""
+    latest: dict[str, tuple[str, int]] = {}
+    revisions: dict[str, int] = {}
+    expects: dict[str, _Expect] = {}
+    for position, generated in enumerate(events):
+        event = generated.event
+        data = event.get("data") or {}
+        order_id = generated.order_id
+        body = data.get("order")
+        if isinstance(body, dict):
+            digest = body_digest(body)
+            latest[order_id] = (digest, position)
+            revisions[digest] = int(data.get("revision") or 0)
+        if event["type"] == "order.deleted":
+            latest.pop(order_id, None)
+        if event["type"] == "order.upserted" or event["type"] == "order.deleted":
+            continue
+        gated = data.get("minRevision")
+        if gated is None and event["type"] != "order.action" and not isinstance(body, dict):
+            gated = data.get("revision")
+        digest_and_position = latest.get(order_id)
+        expects[generated.event_id] = _Expect(
+            event_id=generated.event_id,
+            order_id=order_id,
+            position=position,
+            depends_on=None
+            if gated is not None or digest_and_position is None
+            else digest_and_position[0],
+            write_position=-1 if digest_and_position is None else digest_and_position[1],
+            min_revision=gated,
+        )
+    return expects, revisions
+
+
+def audit(
+    *,
+    events: Sequence[GeneratedEvent],
+    journal: Iterable[Mapping[str, Any]],
+    outcomes: Iterable[Mapping[str, Any]],
+) -> AuditReport:
+    """Compare a run's journal and outcomes with its input; see the module docstring."""
+    report = AuditReport(events=len(events))
+    expects, revisions = _expectations(events)
+
+    _audit_outcomes(report, events, outcomes)
+    _audit_journal(report, expects, revisions, journal)
+    return report
+
+
+def _audit_outcomes(
+    report: AuditReport,
+    events: Sequence[GeneratedEvent],
+    outcomes: Iterable[Mapping[str, Any]],
+) -> None:
+    seen_outcomes: Counter[str] = Counter()
+    for outcome in outcomes:
+        data = outcome.get("data") or {}
+        seen_outcomes[str(data.get("eventId"))] += 1
+        report.statuses[(str(data.get("operation")), str(data.get("status")))] += 1
+    report.outcomes = sum(seen_outcomes.values())
+    report.repeated_outcomes = sum(n - 1 for n in seen_outcomes.values() if n > 1)
+    report.missing_outcomes = [g.event_id for g in events if g.event_id not in seen_outcomes]
+
+
+def _audit_journal(
+    report: AuditReport,
+    expects: Mapping[str, _Expect],
+    revisions: Mapping[str, int],
+    journal: Iterable[Mapping[str, Any]],
+) -> None:
+    write_digest: dict[str, str] = {}  # jobId -> body digest
+    tag_digest: dict[tuple[str, str], str] = {}  # (orderId, versionTag) -> body digest
+    sent: Counter[str] = Counter()
+    last_position: dict[str, tuple[int, str]] = {}
+    for entry in journal:
+        kind = entry.get("kind")
+        order_id = str(entry.get("orderId"))
+        if kind == "write" and entry.get("bodyDigest") is not None:
+            write_digest[str(entry["jobId"])] = str(entry["bodyDigest"])
+        elif kind == "processed" and entry.get("versionTag") is not None:
+            digest = write_digest.get(str(entry.get("jobId")))
+            if digest is not None:
+                tag_digest[(order_id, str(entry["versionTag"]))] = digest
+        elif kind == "action":
+            report.actions_accepted += 1
+            _check_action(
+                report,
+                entry=entry,
+                expects=expects,
+                revisions=revisions,
+                tag_digest=tag_digest,
+                sent=sent,
+                last_position=last_position,
+            )
+    duplicated = [event_id for event_id, n in sent.items() if n > 1]
+    report.duplicated_event_ids = duplicated
+    report.duplicate_actions = sum(sent[event_id] - 1 for event_id in duplicated)
+
+
+def _check_action(
+    report: AuditReport,
+    *,
+    entry: Mapping[str, Any],
+    expects: Mapping[str, _Expect],
+    revisions: Mapping[str, int],
+    tag_digest: Mapping[tuple[str, str], str],
+    sent: Counter[str],
+    last_position: dict[str, tuple[int, str]],
+) -> None:
+    order_id = str(entry.get("orderId"))
+    data = entry.get("data") or {}
+    event_id = data.get("_eventId") if isinstance(data, dict) else None
+    expect = expects.get(str(event_id)) if event_id is not None else None
+    if expect is None:
+        report.unexpected_actions += 1
+        return
+    sent[expect.event_id] += 1
+    if sent[expect.event_id] > 1:
+        return
+    used = tag_digest.get((order_id, str(entry.get("versionTag"))))
+    if expect.min_revision is None:
+        if used != expect.depends_on:
+            report.wrong_tag.append(expect.event_id)
+        previous = last_position.get(order_id)
+        if previous is not None and previous[0] > expect.write_position:
+            report.out_of_order.append(f"{previous[1]} before {expect.event_id}")
+        last_position[order_id] = (expect.write_position, expect.event_id)
+    elif used is not None and revisions.get(used, -1) < expect.min_revision:
+        report.wrong_tag.append(expect.event_id)
+
+
+def group_statuses(report: AuditReport) -> dict[str, dict[str, int]]:
+    """Outcome counts as {operation: {status: n}} (for a summary table)."""
+    table: dict[str, dict[str, int]] = defaultdict(dict)
+    for (operation, status), count in sorted(report.statuses.items()):
+        table[operation][status] = count
+    return dict(table)
