@@ -1,0 +1,224 @@
+"""Helpers for end-to-end tests: produce events, run the consumer, read what it published.
+
+Everything is real: the session's Kafka broker, the test's Engage simulator over HTTP, and the
+consumer's own ``Service`` in the test's event loop (or ``engage-consumer run`` as a process).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import orjson
+
+from consumer.config import Secret, Settings
+from consumer.runner import Service
+from consumer.sandbox.audit import AuditReport, audit
+
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import AsyncIterator, Sequence
+
+    from consumer.sandbox.engage_http import EngageSimulator
+    from consumer.sandbox.kafka import KafkaBroker
+    from consumer.sandbox.workload import GeneratedEvent
+    from tests.fixtures.kafka import TopicFactory
+
+Record = tuple[bytes | None, bytes | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topics:
+    """The topics of one test: inputs, results, dead letters."""
+
+    inputs: tuple[str, ...]
+    results: str
+    dead_letter: str
+
+
+async def make_topics(new_topic: TopicFactory, *, inputs: int = 1, partitions: int = 4) -> Topics:
+    """Fresh topics for one test."""
+    names = [await new_topic(f"in{n}", partitions=partitions) for n in range(inputs)]
+    return Topics(
+        inputs=tuple(names),
+        results=await new_topic("results", partitions=2),
+        dead_letter=await new_topic("dlq", partitions=1),
+    )
+
+
+def consumer_settings(
+    broker: KafkaBroker, sim: EngageSimulator, topics: Topics, **overrides: Any
+) -> Settings:
+    """Settings for a consumer in a test: fast deadlines and commits, its own group."""
+    base = Settings(
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_group_id=f"test-{uuid.uuid4().hex[:8]}",
+        input_topics=topics.inputs,
+        results_topic=topics.results,
+        dead_letter_topic=topics.dead_letter,
+        engage_base_url=sim.base_url,
+        engage_api_key=Secret(sim.api_key),
+        engage_rate_limit=500.0,
+        commit_interval_seconds=0.2,
+        event_deadline_seconds=30.0,
+        job_deadline_seconds=20.0,
+        revision_wait_seconds=1.0,
+        drain_timeout_seconds=10.0,
+        http_port=0,
+    )
+    return replace(base, **overrides)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes ``engage-consumer run`` use ``settings``."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_GROUP_ID": settings.kafka_group_id,
+        "INPUT_TOPICS": ",".join(settings.input_topics),
+        "RESULTS_TOPIC": settings.results_topic,
+        "DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+        "ENGAGE_BASE_URL": settings.engage_base_url,
+        "ENGAGE_API_KEY": settings.engage_api_key.reveal(),
+        "ENGAGE_RATE_LIMIT": str(settings.engage_rate_limit),
+        "COMMIT_INTERVAL_SECONDS": str(settings.commit_interval_seconds),
+        "EVENT_DEADLINE_SECONDS": str(settings.event_deadline_seconds),
+        "DRAIN_TIMEOUT_SECONDS": str(settings.drain_timeout_seconds),
+        "REVISION_WAIT_SECONDS": str(settings.revision_wait_seconds),
+        "HTTP_PORT": "0",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+async def produce(broker: KafkaBroker, topic: str, records: Sequence[Record]) -> None:
+    """Publish records in order (one partition per key keeps each order's order)."""
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=k, value=v) for k, v in records]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+def as_records(events: Sequence[GeneratedEvent]) -> list[Record]:
+    """Generated events as (key, value) records."""
+    return [(e.key, e.value) for e in events]
+
+
+async def read_all(
+    broker: KafkaBroker, topic: str, *, at_least: int, wait_seconds: float = 30.0
+) -> list[Any]:
+    """Read a topic from the start until ``at_least`` records arrived (or time ran out)."""
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        with anyio.move_on_after(wait_seconds):
+            while len(out) < at_least:
+                batch = await consumer.getmany(timeout_ms=100)
+                for records in batch.values():
+                    out.extend(records)
+        # Anything beyond the expected count (a duplicate) shows up within a short grace.
+        batch = await consumer.getmany(timeout_ms=300)
+        for records in batch.values():
+            out.extend(records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def read_outcomes(
+    broker: KafkaBroker, topics: Topics, *, at_least: int, wait_seconds: float = 30.0
+) -> list[dict[str, Any]]:
+    """The outcome events on the results topic, decoded."""
+    records = await read_all(broker, topics.results, at_least=at_least, wait_seconds=wait_seconds)
+    return [orjson.loads(r.value) for r in records]
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Service]:
+    """Run the consumer's ``Service`` in this event loop; drain and stop it on exit."""
+    service = Service(settings)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(service.run)
+        try:
+            yield service
+        finally:
+            service.stopping.set()
+
+
+async def wait_for(service: Service, *, finished: int, wait_seconds: float = 60.0) -> None:
+    """Wait until ``finished`` records have acknowledged outcomes (fails the test otherwise)."""
+    with anyio.move_on_after(wait_seconds):
+        while service.count("finished") < finished:
+            await anyio.sleep(0.05)
+    got = service.count("finished")
+    assert got >= finished, f"only {got} of {finished} records finished in {wait_seconds}s"
+
+
+async def check(
+    broker: KafkaBroker,
+    sim: EngageSimulator,
+    topics: Topics,
+    events: Sequence[GeneratedEvent],
+    *,
+    extra_outcomes: int = 0,
+) -> tuple[AuditReport, list[dict[str, Any]]]:
+    """Audit a finished run: outcomes on the results topic against the simulator's journal."""
+    outcomes = await read_outcomes(broker, topics, at_least=len(events) + extra_outcomes)
+    report = audit(events=events, journal=await sim.journal(), outcomes=outcomes)
+    return report, outcomes
+
+
+class ConsumerProcess:
+    """``engage-consumer run`` as a child process, with its log lines kept for assertions."""
+
+    def __init__(self, env: dict[str, str], log_path: str) -> None:
+        self.log_path = log_path
+        self._log = Path(log_path).open("ab")  # noqa: SIM115 - lives as long as the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "consumer.cli", "run"],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def signal(self, signum: signal.Signals) -> None:
+        """Send a signal to the child."""
+        self.proc.send_signal(signum)
+
+    async def wait(self, wait_seconds: float = 60.0) -> int:
+        """Wait for the child to exit and return its status (kill it if it hangs)."""
+        with anyio.move_on_after(wait_seconds):
+            while self.proc.poll() is None:
+                await anyio.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def close(self) -> None:
+        """Kill the child if it still runs (for test teardown)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
