@@ -7,12 +7,14 @@ import itertools
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from consumer.sandbox.engage_process import open_engage_simulator_process
 from consumer.sandbox.engage_settings import Delay, Faults, SimulatorSettings
+from consumer.sandbox.engage_state import body_digest
 from tests.fixtures.engage import FAST_SETTINGS, engage_headers
 
 if TYPE_CHECKING:
@@ -240,12 +242,13 @@ async def test_journal_records_exactly_what_was_accepted(
     action = {"action": "ConfirmShipment", "versionTag": tag, "language": "sv-SE", "data": data}
     assert (await client.post("/api/v3/orders/o-1/action", json=action)).status_code == 202
     journal = await engage_sim.journal()
+    digest = {"bodyDigest": body_digest(_order())}  # ties a tag to the body that made it
     assert [e["seq"] for e in journal] == list(range(1, 6))
     assert all(a["t"] <= b["t"] for a, b in itertools.pairwise(journal))
     assert [{k: v for k, v in e.items() if k not in {"seq", "t", "jobId"}} for e in journal] == [
-        {"kind": "write", "operation": "create", "method": "POST", "orderId": "o-1"},
+        {"kind": "write", "operation": "create", "method": "POST", "orderId": "o-1", **digest},
         {"kind": "processed", "operation": "create", "orderId": "o-1", "versionTag": old},
-        {"kind": "write", "operation": "replace", "method": "PUT", "orderId": "o-1"},
+        {"kind": "write", "operation": "replace", "method": "PUT", "orderId": "o-1", **digest},
         {"kind": "processed", "operation": "replace", "orderId": "o-1", "versionTag": tag},
         {"kind": "action", "orderId": "o-1", **action},
     ]
@@ -381,3 +384,26 @@ async def test_simulator_in_a_child_process() -> None:
         assert await sim.journal() == []
         process = sim.process
     assert process.returncode == 0
+
+
+async def test_refuse_outage_through_the_control_route(client: httpx.AsyncClient) -> None:
+    """POST /_sim/faults can start a refuse outage: it answers, then connections fail, then heal."""
+    answer = await client.post("/_sim/faults", json={"outageSeconds": 0.2, "outageMode": "refuse"})
+    assert answer.status_code == 200
+    with pytest.raises(httpx.TransportError):
+        await client.get("/api/v3/orders/o-1")
+    with pytest.raises(httpx.ConnectError):
+        await client.get("/api/v3/orders/o-1")
+    await asyncio.sleep(0.25)
+    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
+
+
+@pytest.mark.parametrize("order_id", ["a/b", "å ö", "x%y", "a?b#c"])
+async def test_order_ids_are_one_escaped_path_segment(
+    client: httpx.AsyncClient, order_id: str
+) -> None:
+    """Ids with slashes, spaces or URL syntax work when escaped; the 302 escapes them too."""
+    answer = await client.post("/api/v3/orders", json=_order(order_id))
+    done = await _finish(client, answer.headers["Location"])
+    assert done.headers["Location"] == f"/api/v3/orders/{quote(order_id, safe='')}"
+    assert (await client.get(done.headers["Location"])).json()["orderId"] == order_id

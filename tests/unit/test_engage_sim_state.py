@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from consumer.sandbox.engage_settings import Delay, Faults, SimulatorSettings
-from consumer.sandbox.engage_state import Answer, EngageState, job_location
+from consumer.sandbox.engage_state import Answer, EngageState, body_digest, job_location
 
 
 class FakeClock:
@@ -368,3 +368,20 @@ def test_same_seed_gives_the_same_ids_and_tags(clock: FakeClock) -> None:
         state._clock = lambda: 2000.0  # far past the job's end
         runs.append((job_id, state.version_tag("o-1")))
     assert runs[0] == runs[1]
+
+
+def test_write_entries_carry_a_digest_of_the_body_that_ignores_key_order(
+    clock: FakeClock,
+) -> None:
+    """The journal's bodyDigest is the same for equal bodies in any key order, else differs."""
+    state = _state(clock)
+    state.create_order(b'{"orderId": "a", "status": "X", "contact": {"matchKey": "m"}}')
+    state.create_order(b'{"contact": {"matchKey": "m"}, "status": "X", "orderId": "b"}')
+    clock.advance(1)
+    state.replace_order("a", b'{"status": "X", "contact": {"matchKey": "m"}}')
+    digests = [e["bodyDigest"] for e in state.journal() if e["kind"] == "write"]
+    a = body_digest({"orderId": "a", "status": "X", "contact": {"matchKey": "m"}})
+    assert digests[0] == digests[2] == a
+    assert digests[1] != a
+    state.delete_order("a")
+    assert state.journal()[-1]["bodyDigest"] is None
