@@ -8,16 +8,17 @@ probe reads the simulator's CPU time from /proc, so ``capacity`` = requests per 
 the simulator, which is its ceiling on one core even when the client is the slower side.
 
 Measured on the project's shared 2-core development machine (Python 3.11, aiohttp 3.14,
-other jobs running: load average 2-5), 10 s runs, concurrency 64:
+other jobs running: load average 2-7), 10 s runs, concurrency 64:
 
   client   achieved req/s   simulator CPU   capacity (requests per simulator CPU-second)
-  wrk      5,000 - 14,900   25 - 70 %       20,100 - 21,200
+  wrk      3,800 - 14,900   23 - 70 %       16,400 - 21,200
   aiohttp  2,340            14 %            16,700   (the Python client is the slow side)
   httpx    60 - 300         2 - 5 %         (client-bound: httpx itself peaks near 300 req/s
                                              per core here and degrades at concurrency 64)
 
-So the simulator serves about 20,000 requests/s on one core (wrk drives it hardest; the
-figure is per CPU-second, so it holds even when other processes share the core).
+So the simulator serves about 20,000 requests/s on one core, and 14,900 req/s were actually
+achieved while other jobs used the machine (the figure is per CPU-second, so it holds even
+when other processes share the core; the lower readings came with the heaviest load).
 Engage itself allows 200 requests/s per key, so the simulator has ~100x headroom over anything
 the consumer may legitimately send; it is never the bottleneck of a benchmark of the consumer.
 

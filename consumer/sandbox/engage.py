@@ -38,10 +38,10 @@ Control routes (no ``apikey``, never faulted): ``GET /_sim/journal?since=N&limit
 ``GET /_sim/orders/<id>``.
 
 Capacity, measured by bench/simulator_capacity.py (a mix of 50 % action POSTs, 40 % order GETs
-and 10 % job polls from wrk at concurrency 64, simulator pinned to its own core): about
-20,000 requests per CPU-second, i.e. ~20,000 requests/s on one core, ~100 times Engage's own
-limit of 200 requests/s per key. The per-request path is one handler, no middleware, no access
-log, orjson, and jobs without timers.
+and 10 % job polls from wrk at concurrency 64, simulator pinned to its own core): 16,000-21,000
+requests per CPU-second, i.e. about 20,000 requests/s on one core (14,900 req/s achieved on
+the busy shared machine), ~100 times Engage's own limit of 200 requests/s per key. The
+per-request path is one handler, no middleware, no access log, orjson, and jobs without timers.
 """
 
 from __future__ import annotations
