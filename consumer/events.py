@@ -242,7 +242,7 @@ def _decode_object(
             order_id=order_id,
         )
     try:
-        schemas.check("order-event", document)
+        schemas.check_event(document)
     except schemas.SchemaViolation as exc:
         raise InvalidEventError("schema", str(exc), order_id=order_id) from None
     # From here on the schema guarantees the shapes that the code below reads.

@@ -98,6 +98,76 @@ def check(name: SchemaName, instance: object) -> None:
         raise _describe(exc) from None
 
 
+def check_event(document: dict[str, Any]) -> None:
+    """Validate an input event, using the validator specialised to its ``type`` when known.
+
+    Same verdict and same words as ``check("order-event", document)``, about twice as fast.
+
+    Raises:
+        SchemaViolation: the first problem found, worded for a person, with its JSON path.
+    """
+    event_type = document.get("type")
+    if isinstance(event_type, str) and event_type in _event_types():
+        validate = compiled_for_type(event_type)
+    else:
+        validate = compiled("order-event")
+    try:
+        validate(document, name_prefix=_ROOT)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise _describe(exc) from None
+
+
+@functools.cache
+def _event_types() -> frozenset[str]:
+    return frozenset(load_schema("order-event")["properties"]["type"]["enum"])
+
+
+@functools.cache
+def compiled_for_type(event_type: str) -> Callable[..., object]:
+    """Return the order-event validator with the ``allOf`` branch for ``event_type`` chosen.
+
+    The contract picks the shape of ``data`` with ``if type … then …`` branches. Evaluating every
+    ``if`` costs an exception per branch not taken, on every record: half the validation time.
+    Choosing the branches once per type, from the file itself, leaves the same checks (and the
+    same error paths) at half the cost. Branches whose ``if`` looks at anything but ``type`` are
+    kept as written.
+    """
+    document = load_schema("order-event")
+    branches: list[object] = []
+    for entry in document.get("allOf", []):
+        condition = entry.get("if") if isinstance(entry, dict) else None
+        if not isinstance(condition, dict) or not _looks_only_at_type(condition):
+            branches.append(entry)
+            continue
+        chosen = entry.get("then") if _holds(condition, event_type) else entry.get("else")
+        if chosen is not None:
+            branches.append(chosen)
+    specialised = {key: value for key, value in document.items() if key != "allOf"}
+    if branches:
+        specialised["allOf"] = branches
+    validate: Callable[..., object] = fastjsonschema.compile(
+        specialised, use_default=False, use_formats=True
+    )
+    return validate
+
+
+def _looks_only_at_type(condition: dict[str, Any]) -> bool:
+    allowed = {"required", "properties", "description"}
+    return (
+        set(condition) <= allowed
+        and set(condition.get("properties", {})) <= {"type"}
+        and set(condition.get("required", [])) <= {"type"}
+    )
+
+
+def _holds(condition: dict[str, Any], event_type: str) -> bool:
+    try:
+        fastjsonschema.compile(condition, use_default=False)({"type": event_type})
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
+
+
 def problem_of(name: SchemaName, instance: object) -> str | None:
     """Return the first problem of ``instance`` against schema ``name`` as text, or None."""
     try:

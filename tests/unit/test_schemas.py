@@ -9,6 +9,8 @@ from typing import Any, get_args
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumer import schemas
 from consumer.errors import InvalidEventError
@@ -212,3 +214,62 @@ def test_missing_members_are_all_named() -> None:
         "id",
         "is required (also missing: source, type, subject, time)",
     )
+
+
+def _input_documents() -> list[dict[str, Any]]:
+    documents = [_load(p) for p in _examples("order-event")]
+    for file, expected in EXPECTED.items():
+        if expected.get("schema", "order-event") == "order-event":
+            try:
+                document = _load(INVALID / file)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(document, dict):
+                documents.append(document)
+    return documents
+
+
+def _full_and_fast(document: dict[str, Any]) -> tuple[str | None, str | None]:
+    full = schemas.problem_of("order-event", document)
+    try:
+        schemas.check_event(document)
+    except schemas.SchemaViolation as exc:
+        return full, str(exc)
+    return full, None
+
+
+@pytest.mark.parametrize("document", _input_documents(), ids=lambda d: str(d.get("id")))
+def test_type_specialised_validation_agrees_with_the_full_schema(document: dict[str, Any]) -> None:
+    """Validating with the branch for the event's type gives the full schema's verdict and words."""
+    full, fast = _full_and_fast(document)
+    assert fast == full
+
+
+_SCALARS = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    event_type=st.sampled_from([*EVENT_TYPES, "order.other", 3]),
+    data=st.dictionaries(
+        st.sampled_from(["order", "revision", "action", "language", "data", "minRevision", "x"]),
+        _SCALARS | st.fixed_dictionaries({"orderId": _SCALARS}),
+        max_size=4,
+    ),
+)
+def test_type_specialised_validation_agrees_on_arbitrary_data(
+    event_type: object, data: dict[str, Any]
+) -> None:
+    """For any type and any data, the specialised and the full validator say the same thing."""
+    document = _load(EXAMPLES / "order-event" / "completed.json")
+    document["type"] = event_type
+    document["data"] = data
+    full, fast = _full_and_fast(document)
+    assert fast == full
+
+
+def test_only_branches_that_test_the_type_alone_are_chosen_up_front() -> None:
+    """An `if` that looks at more than `type` is kept in the specialised schema as written."""
+    assert schemas._looks_only_at_type({"required": ["type"], "properties": {"type": {}}})
+    assert not schemas._looks_only_at_type({"properties": {"data": {}}})
+    assert not schemas._looks_only_at_type({"required": ["type"], "minProperties": 2})
