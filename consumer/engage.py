@@ -1,0 +1,634 @@
+"""The Engage Orders v3 HTTP client: one call per method, every answer classified.
+
+``EngageClient`` wraps one ``httpx.AsyncClient`` and speaks the calls of engage-api.md: write an
+order (POST create / PUT replace, switching once when Engage says absent / already there), delete
+it, poll its job, read its ``versionTag``, post an action. It does not retry on its own: each call
+either returns an accepted answer or raises one of the classified errors of ``consumer.errors``,
+
+- ``EngageRejected``  Engage said no (400, 404, 409, 422): sending it again will not help;
+- ``EngageRetriable`` nothing took effect (429 with its ``retry_after``, 5xx, refused connection,
+  connect or pool timeout): safe to send again;
+- ``EngageAmbiguous`` the request may have reached Engage (read timeout, connection lost after
+  sending). Writes can be resolved (PUT/DELETE are idempotent; a POST create is checked with a GET
+  first); an action cannot, so its outcome is ``unknown``.
+
+The only composed call is ``write_and_confirm`` (write, poll the job, read the new tag), which
+takes its retry policy as a ``StepRunner`` so the policy stays in ``consumer.dispatch``. Every
+request passes through a ``RequestGate`` (in-flight bounds and rate budget, also from dispatch)
+and is counted on an optional ``Meter``. Engage's undocumented and beta wire details live in
+``consumer.engage_wire``.
+
+The API key is sent by an ``httpx.Auth`` flow, so it sits in no default header, repr or log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self, TypeVar
+
+import anyio
+import httpx
+import orjson
+
+from consumer import engage_wire
+from consumer.errors import EngageAmbiguous, EngageError, EngageRejected, EngageRetriable
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+    from contextlib import AbstractAsyncContextManager
+    from types import TracebackType
+
+    from consumer.config import Secret, Settings
+
+_T = TypeVar("_T")
+
+CallKind = Literal["call", "poll"]
+WriteMethod = Literal["POST", "PUT", "DELETE"]
+
+_BODY_LIMIT: Final = 2000  # characters of an error body kept on an exception
+_MAX_RETRY_AFTER: Final = 3600.0  # a broken header must not park the service for days
+
+# Transport failures that prove nothing reached Engage: the connection never opened, or we were
+# still waiting for a pooled connection. Every other transport failure may have happened after
+# Engage read the request, so it is ambiguous.
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+
+
+class RequestGate(Protocol):
+    """What every request passes through before it is sent (bounds and rate budget)."""
+
+    def slot(self, kind: CallKind, *, deadline: float | None) -> AbstractAsyncContextManager[None]:
+        """Hold one in-flight place of ``kind`` and one rate token; give up at ``deadline``.
+
+        Raises ``EngageRetriable`` when the deadline passes before the request could be sent.
+        """
+        ...
+
+    def throttled(self, retry_after: float | None) -> None:
+        """Engage answered 429: shrink the budget and, with ``retry_after``, stop sending."""
+        ...
+
+
+class OpenGate:
+    """A gate that never waits: for a client used on its own (tests, one-off tools)."""
+
+    @asynccontextmanager
+    async def slot(self, kind: CallKind, *, deadline: float | None) -> AsyncIterator[None]:  # noqa: ARG002
+        """Let the request through at once."""
+        yield
+
+    def throttled(self, retry_after: float | None) -> None:
+        """Ignore throttling: a lone client leaves back-off to its caller."""
+
+
+class StepRunner(Protocol):
+    """Runs one step of a composed call, retrying it as the caller's policy says."""
+
+    async def __call__(self, step: Callable[[], Awaitable[_T]], /) -> _T:
+        """Run ``step`` until it returns or the policy gives up (then re-raise its error)."""
+        ...
+
+
+async def run_once(step: Callable[[], Awaitable[_T]], /) -> _T:
+    """The ``StepRunner`` that does not retry."""
+    return await step()
+
+
+@dataclass(kw_only=True, slots=True)
+class Meter:
+    """Counts the HTTP requests of one operation and the time spent waiting on Engage for them.
+
+    Mutable on purpose: one operation's calls add to it, and it keeps its counts when a call
+    raises, so a failed operation still reports what it cost.
+    """
+
+    requests: int = 0
+    engage_seconds: float = 0.0
+    attempts: int = 0
+
+    @property
+    def engage_ms(self) -> float:
+        """Time inside Engage calls in milliseconds (excludes budget waits and back-off)."""
+        return self.engage_seconds * 1000.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngageClientSettings:
+    """How to reach Engage. Timeouts are explicit: Engage says a slow answer means load."""
+
+    base_url: str
+    api_key: Secret
+    user_agent: str
+    connect_timeout: float = 5.0
+    # Long on purpose: cutting a slow answer short turns a write into a retry and an action
+    # into an ``unknown`` outcome.
+    read_timeout: float = 30.0
+    write_timeout: float = 10.0
+    pool_timeout: float = 10.0
+    max_connections: int = 100
+    max_keepalive: int = 20
+    keepalive_expiry: float = 5.0
+    poll_initial_delay: float = 0.05
+    poll_max_delay: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngageClientSettings:
+        """Derive the client settings from the service settings."""
+        in_flight = settings.engage_max_in_flight + settings.engage_max_polls_in_flight
+        return cls(
+            base_url=settings.engage_base_url,
+            api_key=settings.engage_api_key,
+            user_agent=settings.engage_user_agent,
+            connect_timeout=settings.engage_connect_timeout_seconds,
+            read_timeout=settings.engage_read_timeout_seconds,
+            # One connection per in-flight place: a request that holds a place never waits
+            # for a connection, so the pool timeout only fires when something is really wrong.
+            max_connections=in_flight,
+            max_keepalive=min(in_flight, 32),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobRef:
+    """The asynchronous job a write started; ``url`` is what to poll (same origin as Engage)."""
+
+    url: str
+    job_id: str | None
+    method: WriteMethod
+    http_status: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobResult:
+    """How polling a job ended. ``timed_out`` is uncertain: the job may still finish later."""
+
+    state: Literal["succeeded", "failed", "timed_out"]
+    http_status: int | None
+    reason: str | None
+    polls: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OrderState:
+    """An order as Engage stores it; ``version_tag`` is None if the body carried none."""
+
+    order_id: str
+    version_tag: str | None
+    body: Any
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ActionResult:
+    """Engage accepted an action (202)."""
+
+    http_status: int
+    body: Any
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WriteConfirmation:
+    """What ``write_and_confirm`` learned: the job's end and, when it succeeded, the new tag."""
+
+    job: JobResult
+    write_status: int
+    version_tag: str | None
+    order_missing: bool
+    requests: int
+    engage_ms: float
+    attempts: int
+
+
+class _ApiKeyAuth(httpx.Auth):
+    """Adds the ``apikey`` header per request, so the key is in no default header or repr."""
+
+    def __init__(self, api_key: Secret) -> None:
+        self._api_key = api_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["apikey"] = self._api_key.reveal()
+        yield request
+
+    def __repr__(self) -> str:
+        return "_ApiKeyAuth(apikey='********')"
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN  # noqa: PLR0124
+        return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _BODY_LIMIT else text[:_BODY_LIMIT] + "…"
+
+
+def _transport_error(method: str, path: str, exc: httpx.TransportError) -> EngageError:
+    """Classify a failure without an answer by whether the request can have reached Engage."""
+    what = f"{method} {path}: {type(exc).__name__}"
+    if isinstance(exc, _NOT_SENT):
+        return EngageRetriable(f"{what} (not sent)")
+    return EngageAmbiguous(f"{what} (may have reached Engage)")
+
+
+def _status_error(
+    method: str,
+    path: str,
+    response: httpx.Response,
+    *,
+    ambiguous: frozenset[int] = frozenset(),
+) -> EngageError:
+    """Classify an answer the caller did not expect as rejected, retriable or ambiguous."""
+    status = response.status_code
+    body = _short(response.text)
+    what = f"{method} {path} answered {status}"
+    reason = engage_wire.reason_text(engage_wire.decode_body(response.content))
+    if reason:
+        what = f"{what}: {_short(reason)}"
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status in ambiguous:
+        return EngageAmbiguous(what, status=status, body=body)
+    if status == 429 or status >= 500:
+        return EngageRetriable(what, status=status, body=body, retry_after=retry_after)
+    if 400 <= status < 500:
+        return EngageRejected(what, status=status, body=body)
+    # A redirect or informational answer where none is documented: not retriable, not Engage's no.
+    return EngageError(what, status=status, body=body)
+
+
+# A gateway answering 502/504 for an action cannot say whether Engage ran it before the gateway
+# gave up, and actions are not idempotent: those answers are ambiguous for actions. 500 and 503
+# are Engage's own refusals (e.g. a missing Content-Type is a 500), so they stay retriable.
+_ACTION_AMBIGUOUS: Final = frozenset({502, 504})
+
+
+class EngageClient:
+    """One Engage tenant and API key over one pooled ``httpx.AsyncClient``.
+
+    Deadlines are ``time.monotonic()`` seconds. Reads (job polls, GET order) are cut at the
+    deadline; writes and actions are not, because cutting them makes their outcome ambiguous.
+    """
+
+    def __init__(
+        self,
+        settings: EngageClientSettings,
+        *,
+        gate: RequestGate | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._gate: RequestGate = gate or OpenGate()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.write_timeout,
+            pool=settings.pool_timeout,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            auth=_ApiKeyAuth(settings.api_key),
+            headers={"User-Agent": settings.user_agent, "Content-Type": "application/json"},
+            timeout=self._timeout,
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_keepalive,
+                keepalive_expiry=settings.keepalive_expiry,
+            ),
+            # A job poll answers 302 when done: we must see it, not follow it.
+            follow_redirects=False,
+            transport=transport,
+        )
+        self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None, fragment=None)
+
+    def __repr__(self) -> str:
+        return f"EngageClient(base_url={self._settings.base_url!r}, apikey='********')"
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- one request -------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: CallKind = "call",
+        body: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        cut_at_deadline: bool = False,
+        meter: Meter | None = None,
+    ) -> httpx.Response:
+        """Send one request through the gate; raise only for transport failures."""
+        content = b""
+        if body is not None:
+            # orjson encodes dicts natively; other mappings (frozen views) are copied once.
+            content = orjson.dumps(body if isinstance(body, dict) else dict(body))
+        timeout = self._timeout
+        async with self._gate.slot(kind, deadline=deadline):
+            if cut_at_deadline and deadline is not None:
+                remaining = max(deadline - time.monotonic(), 0.001)
+                timeout = httpx.Timeout(
+                    connect=min(self._timeout.connect or remaining, remaining),
+                    read=min(self._timeout.read or remaining, remaining),
+                    write=min(self._timeout.write or remaining, remaining),
+                    pool=min(self._timeout.pool or remaining, remaining),
+                )
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(method, url, content=content, timeout=timeout)
+            except httpx.TransportError as exc:
+                raise _transport_error(method, httpx.URL(url).path, exc) from exc
+            finally:
+                if meter is not None:
+                    meter.requests += 1
+                    meter.engage_seconds += time.perf_counter() - started
+        if response.status_code == 429:
+            self._gate.throttled(parse_retry_after(response.headers.get("Retry-After")))
+        return response
+
+    def _job_ref(self, response: httpx.Response, method: WriteMethod) -> JobRef | None:
+        link = engage_wire.job_link(
+            response.headers.get("Location"), engage_wire.decode_body(response.content)
+        )
+        if link is None:
+            return None
+        url = response.request.url.join(link)
+        if url.copy_with(path="/", query=None, fragment=None) != self._origin:
+            # Never send the API key to another host because an answer named it: keep the path
+            # and ask our own Engage.
+            url = self._origin.copy_with(raw_path=url.raw_path)
+        return JobRef(
+            url=str(url),
+            job_id=engage_wire.job_id_from_link(url.path),
+            method=method,
+            http_status=response.status_code,
+        )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def write_order(
+        self,
+        order_id: str,
+        body: Mapping[str, Any],
+        *,
+        exists: bool | None,
+        deadline: float | None = None,
+        meter: Meter | None = None,
+    ) -> JobRef:
+        """Create (POST) or replace (PUT) an order; return the job Engage started.
+
+        ``exists=True`` tries PUT first, otherwise POST. A PUT answered 404 (absent) switches to
+        POST once; a POST answered "already exists" switches to PUT once.
+        """
+        use_put = exists is True
+        switched = False
+        while True:
+            method: WriteMethod = "PUT" if use_put else "POST"
+            path = engage_wire.order_path(order_id) if use_put else engage_wire.ORDERS_PATH
+            response = await self._send(method, path, body=body, deadline=deadline, meter=meter)
+            status = response.status_code
+            if not switched:
+                if use_put and status == 404:
+                    use_put, switched = False, True
+                    continue
+                decoded = engage_wire.decode_body(response.content)
+                if not use_put and engage_wire.order_already_exists(status, decoded):
+                    use_put, switched = True, True
+                    continue
+            if 200 <= status < 300:
+                job = self._job_ref(response, method)
+                if job is None:
+                    raise EngageError(
+                        f"{method} {path} answered {status} without a job link",
+                        status=status,
+                        body=_short(response.text),
+                    )
+                return job
+            raise _status_error(method, path, response)
+
+    async def delete_order(
+        self, order_id: str, *, deadline: float | None = None, meter: Meter | None = None
+    ) -> JobRef | None:
+        """Delete an order; None when nothing is left to wait for (already absent, or done)."""
+        path = engage_wire.order_path(order_id)
+        response = await self._send("DELETE", path, deadline=deadline, meter=meter)
+        status = response.status_code
+        if status == 404:
+            return None
+        if 200 <= status < 300:
+            # (undocumented) a 2xx without a job link is taken as a delete done at once.
+            return self._job_ref(response, "DELETE")
+        raise _status_error("DELETE", path, response)
+
+    async def poll_job(
+        self, job: JobRef, *, deadline: float, meter: Meter | None = None
+    ) -> JobResult:
+        """Poll a job with growing, jittered gaps until it ends or ``deadline`` passes.
+
+        Trouble answering the poll itself (429, 5xx, lost connection) is not the job's failure:
+        polling is safe to repeat, so it just polls again later.
+        """
+        delay = self._settings.poll_initial_delay
+        polls = 0
+        last_status: int | None = None
+        last_reason: str | None = None
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return JobResult(
+                    state="timed_out", http_status=last_status, reason=last_reason, polls=polls
+                )
+            # Equal jitter: at least half the gap, so polls of many jobs spread out but none
+            # comes back much sooner than planned.
+            await anyio.sleep(min(delay / 2 + self._rng.uniform(0, delay / 2), deadline - now))
+            delay = min(delay * 2, self._settings.poll_max_delay)
+            try:
+                response = await self._send(
+                    "GET",
+                    job.url,
+                    kind="poll",
+                    deadline=deadline,
+                    cut_at_deadline=True,
+                    meter=meter,
+                )
+            except (EngageRetriable, EngageAmbiguous) as exc:
+                last_status, last_reason = exc.status, str(exc)
+                continue
+            polls += 1
+            last_status = response.status_code
+            state = engage_wire.job_state(last_status, engage_wire.decode_body(response.content))
+            last_reason = state.reason
+            if state.state == "done":
+                return JobResult(
+                    state="succeeded", http_status=last_status, reason=None, polls=polls
+                )
+            if state.state == "failed":
+                return JobResult(
+                    state="failed", http_status=last_status, reason=state.reason, polls=polls
+                )
+
+    async def get_order(
+        self, order_id: str, *, deadline: float | None = None, meter: Meter | None = None
+    ) -> OrderState | None:
+        """Read an order and its current versionTag; None when Engage does not have it."""
+        path = engage_wire.order_path(order_id)
+        response = await self._send(
+            "GET", path, deadline=deadline, cut_at_deadline=True, meter=meter
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code == 200:
+            body = engage_wire.decode_body(response.content)
+            return OrderState(
+                order_id=order_id, version_tag=engage_wire.version_tag(body), body=body
+            )
+        raise _status_error("GET", path, response)
+
+    async def write_and_confirm(
+        self,
+        order_id: str,
+        body: Mapping[str, Any],
+        *,
+        exists: bool | None,
+        deadline: float,
+        job_timeout: float | None = None,
+        retry: StepRunner = run_once,
+        meter: Meter | None = None,
+    ) -> WriteConfirmation:
+        """Write an order, wait for its job, and read the versionTag that write produced.
+
+        The job is polled until ``deadline``, or ``job_timeout`` seconds after Engage accepted
+        the write if that is sooner. ``retry`` runs the write and the final GET, both safe to
+        repeat as done here: after an ambiguous write the next attempt first asks Engage with a
+        GET whether the order exists, because Engage says to check before repeating a POST
+        whose outcome is unknown.
+        Raises the classified error of the write or the GET when ``retry`` gives up; a job that
+        failed or did not finish by ``deadline`` is reported in the result, not raised.
+        """
+        meter = meter if meter is not None else Meter()
+        known_exists = exists
+        check_first = False
+
+        async def write_step() -> JobRef:
+            nonlocal known_exists, check_first
+            if check_first:
+                state = await self.get_order(order_id, deadline=deadline, meter=meter)
+                known_exists, check_first = state is not None, False
+            meter.attempts += 1
+            try:
+                job = await self.write_order(
+                    order_id, body, exists=known_exists, deadline=deadline, meter=meter
+                )
+            except EngageAmbiguous:
+                check_first = True
+                raise
+            known_exists = True
+            return job
+
+        job = await retry(write_step)
+        poll_deadline = deadline
+        if job_timeout is not None:
+            poll_deadline = min(deadline, time.monotonic() + job_timeout)
+        result = await self.poll_job(job, deadline=poll_deadline, meter=meter)
+        tag: str | None = None
+        missing = False
+        if result.state == "succeeded":
+            state = await retry(lambda: self.get_order(order_id, deadline=deadline, meter=meter))
+            tag = state.version_tag if state is not None else None
+            missing = state is None
+        return WriteConfirmation(
+            job=result,
+            write_status=job.http_status,
+            version_tag=tag,
+            order_missing=missing,
+            requests=meter.requests,
+            engage_ms=meter.engage_ms,
+            attempts=meter.attempts,
+        )
+
+    # -- actions (beta in Engage; wire format in engage_wire) --------------------------------
+
+    async def post_action(
+        self,
+        order_id: str,
+        *,
+        action: str,
+        version_tag: str,
+        language: str | None = None,
+        data: dict[str, Any] | None = None,
+        deadline: float | None = None,
+        meter: Meter | None = None,
+    ) -> ActionResult:
+        """Trigger an action with the tag of the order's latest processed write.
+
+        Not idempotent: a caller must not send it again after ``EngageAmbiguous``. A 404 is
+        ``EngageRejected`` whose meaning is ``engage_wire.action_rejection_reason(404)``.
+        """
+        path = engage_wire.action_path(order_id)
+        payload = engage_wire.action_body(
+            action=action, version_tag=version_tag, language=language, data=data
+        )
+        response = await self._send("POST", path, body=payload, deadline=deadline, meter=meter)
+        if 200 <= response.status_code < 300:
+            return ActionResult(
+                http_status=response.status_code,
+                body=engage_wire.decode_body(response.content),
+            )
+        raise _status_error("POST", path, response, ambiguous=_ACTION_AMBIGUOUS)
+
+
+@asynccontextmanager
+async def open_engage_client(
+    settings: EngageClientSettings,
+    *,
+    gate: RequestGate | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[EngageClient]:
+    """Open an ``EngageClient`` and close its connections on the way out."""
+    client = EngageClient(settings, gate=gate, transport=transport)
+    try:
+        yield client
+    finally:
+        with anyio.CancelScope(shield=True):
+            # Closing must finish even while the caller is being cancelled, or sockets leak.
+            await client.aclose()
