@@ -1,0 +1,196 @@
+"""RateBudget: token bucket arithmetic, AIMD on 429, Retry-After blocking, per-key budgets."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumer.config import Secret
+from consumer.ratebudget import RateBudget, RateBudgets, RateBudgetSettings
+
+
+class FakeClock:
+    """A clock that moves only when told to, or when a fake sleep sleeps."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def make_budget(clock: FakeClock, **overrides: float) -> RateBudget:
+    settings = RateBudgetSettings(**{"ceiling": 50.0, "burst": 10.0, "floor": 1.0, **overrides})
+    return RateBudget(settings, clock=clock, sleep=clock.sleep)
+
+
+def take_all(budget: RateBudget) -> int:
+    """Take tokens until the bucket says wait; return how many were taken."""
+    taken = 0
+    while budget.try_acquire_nowait() == 0:
+        taken += 1
+    return taken
+
+
+def test_starts_with_a_full_burst_then_paces_at_the_rate() -> None:
+    """A new budget lets `burst` requests through at once, then one per 1/rate seconds."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    assert take_all(budget) == 10
+    assert budget.try_acquire_nowait() == pytest.approx(1 / 50)
+
+
+def test_refills_at_the_ceiling_rate_up_to_the_burst() -> None:
+    """Tokens come back at `ceiling` per second and never pile up beyond `burst`."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    take_all(budget)
+    clock.advance(0.1)
+    assert take_all(budget) == 5
+    clock.advance(60)
+    assert take_all(budget) == 10
+
+
+def test_429_halves_the_rate_and_empties_the_bucket() -> None:
+    """A 429 multiplies the rate by the decrease factor and leaves no token to burst with."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    budget.throttled(None)
+    assert budget.rate == 25.0
+    assert budget.try_acquire_nowait() == pytest.approx(1 / 25)
+    assert budget.throttle_count == 1
+
+
+def test_rate_never_drops_below_the_floor() -> None:
+    """However many 429s arrive, the rate stays at or above the floor."""
+    clock = FakeClock()
+    budget = make_budget(clock, floor=4.0, increase_per_second=0.0)
+    for _ in range(20):
+        budget.throttled(None)
+        clock.advance(1.0)
+    assert budget.rate == 4.0
+
+
+def test_429s_inside_the_cooldown_count_as_one_signal() -> None:
+    """A burst of 429s for requests already in flight halves the rate once, not once each."""
+    clock = FakeClock()
+    budget = make_budget(clock, increase_per_second=0.0, decrease_cooldown=1.0)
+    for _ in range(10):
+        budget.throttled(None)
+        clock.advance(0.05)
+    assert budget.rate == 25.0
+    clock.advance(1.0)
+    budget.throttled(None)
+    assert budget.rate == 12.5
+
+
+def test_rate_grows_back_additively_up_to_the_ceiling() -> None:
+    """Without 429s the rate climbs by `increase_per_second` a second, stopping at the ceiling."""
+    clock = FakeClock()
+    budget = make_budget(clock, increase_per_second=1.0)
+    budget.throttled(None)
+    clock.advance(5.0)
+    assert budget.rate == pytest.approx(30.0)
+    clock.advance(100.0)
+    assert budget.rate == 50.0
+
+
+def test_tokens_follow_the_rising_rate() -> None:
+    """While the rate rises linearly, the tokens gained are its integral (rate·t + slope·t²/2)."""
+    clock = FakeClock()
+    budget = make_budget(clock, burst=1000.0, increase_per_second=2.0)
+    budget.throttled(None)  # rate 25, bucket empty
+    clock.advance(3.0)
+    # 25·3 + 2·9/2 = 84 tokens
+    assert take_all(budget) == 84
+    assert budget.rate == pytest.approx(31.0)
+
+
+def test_tokens_integral_stops_rising_at_the_ceiling() -> None:
+    """Past the moment the rate meets the ceiling, tokens come at the ceiling rate."""
+    clock = FakeClock()
+    budget = make_budget(clock, ceiling=10.0, burst=1000.0, increase_per_second=5.0)
+    budget.throttled(None)  # rate 5, reaches 10 after 1 s
+    clock.advance(3.0)
+    # 5·1 + 5·1/2 = 7.5 while rising, then 10·2 = 20: 27.5 tokens
+    assert take_all(budget) == 27
+
+
+def test_retry_after_blocks_every_send_until_it_has_passed() -> None:
+    """With Retry-After, no token is handed out until then, and the wait says how long."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    budget.throttled(2.0)
+    assert budget.try_acquire_nowait() == pytest.approx(2.0)
+    assert budget.blocked_for() == pytest.approx(2.0)
+    clock.advance(1.5)
+    assert budget.try_acquire_nowait() == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert budget.blocked_for() == 0.0
+    # The bucket starts empty at the end of the block: one token per 1/rate.
+    assert budget.try_acquire_nowait() == pytest.approx(1 / 25)
+
+
+def test_rate_does_not_grow_while_blocked() -> None:
+    """The additive increase starts when the Retry-After block ends, not when the 429 came."""
+    clock = FakeClock()
+    budget = make_budget(clock, increase_per_second=1.0)
+    budget.throttled(10.0)
+    clock.advance(10.0)
+    assert budget.rate == 25.0
+    clock.advance(2.0)
+    assert budget.rate == pytest.approx(27.0)
+
+
+def test_a_shorter_retry_after_does_not_shorten_a_block() -> None:
+    """A later 429 with a smaller Retry-After keeps the longer block already in force."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    budget.throttled(5.0)
+    budget.throttled(1.0)
+    assert budget.blocked_for() == pytest.approx(5.0)
+
+
+async def test_acquire_paces_requests_at_the_rate() -> None:
+    """Awaiting acquire 60 times at 50/s with a burst of 10 takes one second of clock time."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    start = clock.now
+    for _ in range(60):
+        await budget.acquire()
+    assert clock.now - start == pytest.approx(1.0)
+
+
+async def test_acquire_waits_out_a_retry_after() -> None:
+    """An acquire during a Retry-After block returns only after the block (plus one token)."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    budget.throttled(3.0)
+    start = clock.now
+    await budget.acquire()
+    assert clock.now - start == pytest.approx(3.0 + 1 / 25)
+
+
+def test_settings_refuse_nonsense() -> None:
+    """A floor above the ceiling, a zero burst or a factor outside (0, 1) is refused."""
+    with pytest.raises(ValueError, match="floor"):
+        RateBudgetSettings(ceiling=1.0, floor=2.0)
+    with pytest.raises(ValueError, match="burst"):
+        RateBudgetSettings(burst=0.5)
+    with pytest.raises(ValueError, match="decrease_factor"):
+        RateBudgetSettings(decrease_factor=1.0)
+
+
+def test_budgets_are_shared_per_api_key() -> None:
+    """Two lookups with the same key get one budget; another key gets its own."""
+    budgets = RateBudgets(RateBudgetSettings())
+    first = budgets.for_key(Secret("key-one"))
+    assert budgets.for_key(Secret("key-one")) is first
+    assert budgets.for_key(Secret("key-two")) is not first
