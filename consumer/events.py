@@ -241,10 +241,9 @@ def _decode_object(
             f"type: {_quote(event_type)} is not an event type this service handles ({_KNOWN_LIST})",
             order_id=order_id,
         )
-    try:
-        schemas.check_event(document)
-    except schemas.SchemaViolation as exc:
-        raise InvalidEventError("schema", str(exc), order_id=order_id) from None
+    problem = schemas.event_problem(document)
+    if problem is not None:
+        raise InvalidEventError("schema", problem, order_id=order_id)
     # From here on the schema guarantees the shapes that the code below reads.
     subject = cast("str", subject)
     _check_key(subject, key=key, key_text=key_text, require_key=require_key)

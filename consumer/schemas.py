@@ -46,15 +46,6 @@ _FORMAT_WORDS: Final[dict[str, str]] = {
 }
 
 
-class SchemaViolation(Exception):  # noqa: N818 - a value-level finding, not a service error
-    """An instance that breaks a schema; ``path`` is dotted (``data.order.orderId``)."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        self.path = path
-        self.problem = problem
-        super().__init__(f"{path}: {problem}" if path else problem)
-
-
 def schema_dir() -> Path:
     """Return the directory holding the schema files (installed wheel, else source checkout)."""
     here = Path(__file__).resolve().parent
@@ -86,25 +77,23 @@ def compiled(name: SchemaName) -> Callable[..., object]:
     return validate
 
 
-def check(name: SchemaName, instance: object) -> None:
-    """Validate ``instance`` against schema ``name``.
+def problem_of(name: SchemaName, instance: object) -> str | None:
+    """Return the first problem of ``instance`` against schema ``name``, or None when valid.
 
-    Raises:
-        SchemaViolation: the first problem found, worded for a person, with its JSON path.
+    The problem reads "<JSON path>: <what is wrong>", e.g. ``data.order.orderId: must be a
+    string``; the path is dotted from the root of the instance.
     """
     try:
         compiled(name)(instance, name_prefix=_ROOT)
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise _describe(exc) from None
+        return _describe(exc)
+    return None
 
 
-def check_event(document: dict[str, Any]) -> None:
-    """Validate an input event, using the validator specialised to its ``type`` when known.
+def event_problem(document: dict[str, Any]) -> str | None:
+    """Like ``problem_of("order-event", document)``, about twice as fast for a known ``type``.
 
-    Same verdict and same words as ``check("order-event", document)``, about twice as fast.
-
-    Raises:
-        SchemaViolation: the first problem found, worded for a person, with its JSON path.
+    The validator specialised to the event's ``type`` gives the same verdict in the same words.
     """
     event_type = document.get("type")
     if isinstance(event_type, str) and event_type in _event_types():
@@ -114,7 +103,8 @@ def check_event(document: dict[str, Any]) -> None:
     try:
         validate(document, name_prefix=_ROOT)
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise _describe(exc) from None
+        return _describe(exc)
+    return None
 
 
 @functools.cache
@@ -168,13 +158,8 @@ def _holds(condition: dict[str, Any], event_type: str) -> bool:
     return True
 
 
-def problem_of(name: SchemaName, instance: object) -> str | None:
-    """Return the first problem of ``instance`` against schema ``name`` as text, or None."""
-    try:
-        check(name, instance)
-    except SchemaViolation as exc:
-        return str(exc)
-    return None
+def _at(path: str, problem: str) -> str:
+    return f"{path}: {problem}" if path else problem
 
 
 def _join(path: str, key: str) -> str:
@@ -190,7 +175,7 @@ def _scalar(value: object) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _describe(exc: fastjsonschema.JsonSchemaValueException) -> SchemaViolation:
+def _describe(exc: fastjsonschema.JsonSchemaValueException) -> str:
     """Turn fastjsonschema's terse message into "<path>: <what is wrong>"."""
     name = exc.name or _ROOT
     path = name[len(_ROOT) :].lstrip(".") if name.startswith(_ROOT) else name
@@ -198,14 +183,14 @@ def _describe(exc: fastjsonschema.JsonSchemaValueException) -> SchemaViolation:
     member = _member_problem(exc.rule, exc.rule_definition, exc.value, definition, path)
     if member is not None:
         return member
-    problem = _value_problem(exc.rule, exc.rule_definition, definition)
     # Keywords the contract does not use today keep the library's own words.
-    return SchemaViolation(path, problem or exc.message.removeprefix(name).strip())
+    problem = _value_problem(exc.rule, exc.rule_definition, definition)
+    return _at(path, problem or exc.message.removeprefix(name).strip())
 
 
 def _member_problem(
     rule: str | None, spec: object, value: object, definition: dict[str, Any], path: str
-) -> SchemaViolation | None:
+) -> str | None:
     """Word errors about an object's members, pointing at the member itself."""
     if not isinstance(value, dict):
         return None
@@ -213,20 +198,18 @@ def _member_problem(
         missing = [key for key in spec if key not in value]
         if missing:
             also = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
-            return SchemaViolation(_join(path, missing[0]), f"is required{also}")
+            return _at(_join(path, missing[0]), f"is required{also}")
     if rule == "additionalProperties":
         known = definition.get("properties", {})
         extra = [key for key in value if key not in known]
         if extra:
             allowed = ", ".join(known) or "none"
-            return SchemaViolation(
-                _join(path, extra[0]), f"is not allowed here (allowed: {allowed})"
-            )
+            return _at(_join(path, extra[0]), f"is not allowed here (allowed: {allowed})")
     if rule == "propertyNames" and isinstance(spec, dict):
         pattern = re.compile(str(spec.get("pattern", "")))
         bad = [key for key in value if not pattern.search(key)]
         if bad:
-            return SchemaViolation(
+            return _at(
                 _join(path, bad[0]),
                 "is not a valid CloudEvents attribute name (lower-case letters and digits only)",
             )
