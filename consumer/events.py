@@ -102,6 +102,7 @@ _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)
 _KNOWN_LIST: Final = ", ".join(EVENT_TYPES)
 # Bounds what a hostile key or subject can add to a log line or a dead-letter header.
 _QUOTE_LIMIT: Final = 80
+_DETAIL_LIMIT: Final = 500
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -243,7 +244,7 @@ def _decode_object(
         )
     problem = schemas.event_problem(document)
     if problem is not None:
-        raise InvalidEventError("schema", problem, order_id=order_id)
+        raise InvalidEventError("schema", _bounded(problem), order_id=order_id)
     # From here on the schema guarantees the shapes that the code below reads.
     subject = cast("str", subject)
     _check_key(subject, key=key, key_text=key_text, require_key=require_key)
@@ -337,6 +338,11 @@ def _key_text(key: bytes | None) -> str | None:
         return key.decode()
     except UnicodeDecodeError:
         return None
+
+
+def _bounded(problem: str) -> str:
+    # A member name is part of the path a problem names, and producers choose member names.
+    return problem if len(problem) <= _DETAIL_LIMIT else problem[: _DETAIL_LIMIT - 1] + "…"
 
 
 def _quote(text: str) -> str:

@@ -341,10 +341,11 @@ def test_order_id_mismatch(event_type: str) -> None:
     )
 
 
-def test_long_keys_are_shortened_in_details() -> None:
-    """A hostile key cannot blow up the detail that goes into headers and logs."""
-    _, detail, _ = _refusal(_event("order.deleted", {}), key=b"K" * 5000)
-    assert len(detail) < 200
+def test_long_keys_and_member_names_are_shortened_in_details() -> None:
+    """A hostile key or member name cannot blow up the detail that goes into headers and logs."""
+    _, key_detail, _ = _refusal(_event("order.deleted", {}), key=b"K" * 5000)
+    _, name_detail, _ = _refusal(_event("order.deleted", {"n" * 5000: 1}))
+    assert (len(key_detail) < 200, len(name_detail), name_detail[:7]) == (True, 500, "data.nn")
 
 
 _json = st.recursive(
