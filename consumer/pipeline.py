@@ -151,6 +151,14 @@ class Pipeline:
         #: offsets a previous owner finished above its commit (from the commit metadata)
         self.skip: dict[TP, set[int]] = {}
         self.counts: dict[str, int] = {}
+        #: Engage calls running, per partition of the event they serve (None: a tag read)
+        self.calls: dict[TP | None, int] = {}
+        #: sends the book asked for while their partition was held (see ``hold``)
+        self.held: list[SendWrite | SendAction | FetchTag] = []
+        self.holding: set[TP] = set()
+        self.holding_all = False
+        #: outcome and dead-letter writes in flight, per partition
+        self.writes: dict[TP, int] = {}
 
     # -- intake -------------------------------------------------------------------------------
 
@@ -171,6 +179,7 @@ class Pipeline:
             event = self._decode(record)
         except InvalidEventError as error:
             self._count("invalid")
+            self._publishing_started(tp)
             self.tasks.start_soon(self._dead_letter, record, error, received_at)
             return
         self._count("events")
@@ -254,16 +263,54 @@ class Pipeline:
     # -- effects ------------------------------------------------------------------------------
 
     def apply(self, effects: Iterable[Effect]) -> None:
-        """Carry out what the book asked for: start calls, settle operations."""
+        """Carry out what the book asked for: start calls (unless held), settle operations."""
         for effect in effects:
-            if isinstance(effect, SendWrite):
-                self.tasks.start_soon(self._run_write, effect)
-            elif isinstance(effect, SendAction):
-                self.tasks.start_soon(self._run_action, effect)
-            elif isinstance(effect, FetchTag):
-                self.tasks.start_soon(self._run_fetch, effect)
-            elif isinstance(effect, Settle):
+            if isinstance(effect, Settle):
                 self._settle(effect)
+            elif self._is_held(effect):
+                self.held.append(effect)
+            else:
+                self._start(effect)
+
+    def _start(self, effect: SendWrite | SendAction | FetchTag) -> None:
+        tp = _tp_of(effect)
+        self.calls[tp] = self.calls.get(tp, 0) + 1
+        self.tasks.start_soon(self._run_call, effect, tp)
+
+    async def _run_call(self, effect: SendWrite | SendAction | FetchTag, tp: TP | None) -> None:
+        try:
+            if isinstance(effect, SendWrite):
+                await self._run_write(effect)
+            elif isinstance(effect, SendAction):
+                await self._run_action(effect)
+            else:
+                await self._run_fetch(effect)
+        finally:
+            self.calls[tp] -= 1
+
+    def _is_held(self, effect: SendWrite | SendAction | FetchTag) -> bool:
+        if self.holding_all:
+            return True
+        tp = _tp_of(effect)
+        return tp is not None and tp in self.holding
+
+    def hold(self, tps: set[TP] | None = None) -> None:
+        """Start no new Engage call (for ``tps``, or for all when None); running ones go on.
+
+        A call that has not started cannot have reached Engage, so holding it back is always
+        safe: its event simply gets no outcome and is redone by whoever owns its partition
+        next. That is what makes a drain short and free of duplicates.
+        """
+        if tps is None:
+            self.holding_all = True
+        else:
+            self.holding |= tps
+
+    def calls_running(self, tps: Iterable[TP] | None = None) -> int:
+        """Engage calls running now (on ``tps``, or everywhere)."""
+        if tps is None:
+            return sum(self.calls.values())
+        return sum(self.calls.get(tp, 0) for tp in tps)
 
     def tick(self) -> None:
         """Let the book expire operations whose deadline passed."""
@@ -338,6 +385,8 @@ class Pipeline:
     def _settle(self, effect: Settle) -> None:
         ref: OpRef = effect.token  # type: ignore[assignment]
         pending = ref.pending
+        if pending.abandoned:
+            return  # its partition moved on: the new owner answers this event
         result = ref.result
         if result is not None:
             pending.attempts += result.attempts
@@ -361,6 +410,7 @@ class Pipeline:
                     pending.version_tag = result.version_tag
         pending.ops_left -= 1
         if pending.ops_left == 0:
+            self._publishing_started(pending.tp)
             self.tasks.start_soon(self._publish_outcome, pending)
 
     async def _publish_outcome(self, pending: Pending) -> None:
@@ -464,7 +514,17 @@ class Pipeline:
             else:
                 return
 
+    def _publishing_started(self, tp: TP) -> None:
+        self.writes[tp] = self.writes.get(tp, 0) + 1
+
+    def publishing(self, tps: Iterable[TP] | None = None) -> int:
+        """Outcome and dead-letter writes not yet acknowledged (on ``tps``, or everywhere)."""
+        if tps is None:
+            return sum(self.writes.values())
+        return sum(self.writes.get(tp, 0) for tp in tps)
+
     def _finish(self, tp: TP, offset: int, pending: Pending | None) -> None:
+        self.writes[tp] -= 1
         if pending is not None:
             events = self.pending.get(tp)
             if events is not None:
@@ -494,8 +554,27 @@ class Pipeline:
             self.skip.pop(tp, None)
         for pending in abandoned:
             pending.abandoned = True
-        orders = {p.event.order_id for p in abandoned}
+        self.holding -= tps
         effects: list[Effect] = []
+        # Sends held back for these partitions never happened: tell the book so the order is
+        # not left waiting for a result that will not come.
+        held, self.held = self.held, []
+        for effect in held:
+            if _tp_of(effect) not in tps:
+                self.held.append(effect)
+            elif isinstance(effect, SendWrite):
+                effects.extend(
+                    self.book.write_done(
+                        effect.order_id, effect.op.token, tag=None, status="unknown", reason=None
+                    )
+                )
+            elif isinstance(effect, SendAction):
+                effects.extend(
+                    self.book.action_done(
+                        effect.order_id, effect.op.token, status="unknown", reason=None
+                    )
+                )
+        orders = {p.event.order_id for p in abandoned}
         for order_id in orders:
             for op in self.book.drop(order_id):
                 ref: OpRef = op.token  # type: ignore[assignment]
@@ -505,3 +584,11 @@ class Pipeline:
 
     def _count(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
+
+
+def _tp_of(effect: SendWrite | SendAction | FetchTag) -> TP | None:
+    """The partition of the event a send serves (a tag read serves the order, not one event)."""
+    if isinstance(effect, FetchTag):
+        return None
+    ref: OpRef = effect.op.token  # type: ignore[assignment]
+    return ref.pending.tp

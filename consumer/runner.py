@@ -82,10 +82,11 @@ class Service:
         self.assigned -= revoked
         pipeline = self._pipeline
         if pipeline is not None:
+            pipeline.hold(revoked)
             with anyio.move_on_after(self.settings.drain_timeout_seconds):
                 # A short poll: progress is counted by synchronous code, and a rebalance is
                 # rare enough that an event per partition would be machinery for nothing.
-                while pipeline.in_progress(revoked) > 0:  # noqa: ASYNC110
+                while pipeline.calls_running(revoked) or pipeline.publishing(revoked):  # noqa: ASYNC110
                     await anyio.sleep(0.02)
             await self.commit_now()
             pipeline.abandon(revoked)
@@ -194,16 +195,23 @@ class Service:
         log.info("stopped", commits=self.commits, **pipeline.counts)
 
     async def _drain(self, pipeline: Pipeline) -> None:
-        left = pipeline.in_progress()
-        log.info("draining", in_progress=left)
+        """Let running Engage calls and outcome writes finish; start nothing new; commit."""
+        pipeline.hold()
+        log.info(
+            "draining",
+            calls_running=pipeline.calls_running(),
+            in_progress=pipeline.in_progress(),
+        )
         with anyio.move_on_after(self.settings.drain_timeout_seconds):
-            while pipeline.in_progress() > 0:
-                pipeline.tick()
+            while pipeline.calls_running() or pipeline.publishing():  # noqa: ASYNC110
                 await anyio.sleep(0.02)
         await self.commit_now()
-        left = pipeline.in_progress()
-        if left:
-            log.warning("drain deadline passed; unfinished events will be redone", left=left)
+        if pipeline.calls_running():
+            log.warning(
+                "drain deadline passed with Engage calls running; their events will be redone",
+                calls_running=pipeline.calls_running(),
+            )
+        log.info("drained", left_for_next_owner=pipeline.in_progress())
 
 
 async def serve(settings: Settings) -> None:
