@@ -38,7 +38,7 @@ class SandboxError(ConsumerError):
 
 
 class MissingToolError(SandboxError):
-    """A program the local broker needs (Java 17+, Maven) is missing; the message says how to get it."""
+    """A program the local broker needs (Java 17+, Maven) is missing; the message says how."""
 
 
 class InvalidEventError(ConsumerError):

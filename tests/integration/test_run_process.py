@@ -66,7 +66,7 @@ async def test_sigterm_drains_and_a_restart_finishes_without_replaying(
     new_topic: TopicFactory,
     tmp_path: Path,
 ) -> None:
-    """SIGTERM mid-stream exits 0 after draining; the restart answers every event, no action twice."""
+    """SIGTERM mid-stream exits 0 after a drain; the restart answers all, sends no action twice."""
     sim = await engage_sim_factory(SimulatorSettings(job_delay=Delay.parse("uniform:0.05,0.4")))
     topics = await make_topics(new_topic, partitions=4)
     events = lifecycle_stream(150, seed=23)
