@@ -17,6 +17,7 @@ import orjson
 
 from consumer import __version__
 from consumer.errors import ConfigError
+from consumer.events import DEFAULT_ACTION_MAP
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -28,15 +29,6 @@ _PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 _Num = TypeVar("_Num", int, float)
-
-#: The lifecycle event types and the Engage action each triggers unless ACTION_MAP overrides it.
-DEFAULT_ACTION_MAP: Final[Mapping[str, str]] = {
-    "order.confirmed": "ConfirmOrder",
-    "order.shipped": "ConfirmShipment",
-    "order.delivered": "ConfirmDelivery",
-    "order.cancelled": "ConfirmCancellation",
-    "order.completed": "ConfirmCompletion",
-}
 
 
 class Secret:

@@ -30,6 +30,7 @@ from consumer.outcomes import (
     dead_letter_headers,
     encode_outcome,
     invalid_outcome,
+    peek_identity,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from consumer.kafka_out import RecordSink
     from consumer.offsets import OffsetTracker
     from consumer.orders import Effect, OrderBook
+    from consumer.outcomes import Status
 
 TP = tuple[str, int]
 log = get_logger("pipeline")
@@ -102,7 +104,7 @@ class Pending:
     operation: Literal["upsert", "delete", "action"]
     action: str | None = None
     revision: int | None = None
-    status: str | None = None
+    status: Status | None = None
     reason: str | None = None
     detail: str | None = None
     http_status: int | None = None
@@ -201,12 +203,8 @@ class Pipeline:
         self.apply(effects)
 
     def _decode(self, record: Record) -> OrderEvent:
-        if record.key is None:
-            # Without the orderId as key, the producer's partitioner scattered this order's
-            # events over partitions and per-order order cannot hold: refuse it loudly.
-            raise InvalidEventError(
-                "missing_key", "the record has no key; the key must be the orderId"
-            )
+        # require_key: without the orderId as key, the producer's partitioner scattered this
+        # order's events over partitions and per-order order cannot hold: refuse it loudly.
         return decode_record(
             key=record.key,
             value=record.value,
@@ -215,6 +213,7 @@ class Pipeline:
             offset=record.offset,
             max_bytes=self.settings.max_record_bytes,
             action_map=self.settings.action_map,
+            require_key=True,
         )
 
     def _operations(self, pending: Pending) -> list[Write | Action]:
@@ -415,11 +414,11 @@ class Pipeline:
 
     async def _publish_outcome(self, pending: Pending) -> None:
         event = pending.event
-        status = pending.status or "failed"
+        status: Status = pending.status or "failed"
         outcome = Outcome(
             origin=InputRef.of_event(event),
             operation=pending.operation,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             received_at=pending.received_at,
             finished_at=datetime.now(UTC),
             http_status=pending.http_status,
@@ -471,6 +470,7 @@ class Pipeline:
             partition=record.partition,
             offset=record.offset,
             at=received_at,
+            event_id=peek_identity(error, record.value)[0],
         )
         await self._publish(
             self.settings.dead_letter_topic, key=record.key, value=record.value, headers=headers

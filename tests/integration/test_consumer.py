@@ -293,8 +293,14 @@ async def test_poison_records_are_dead_lettered_and_the_consumer_goes_on(
     reasons = [dead_letter_view(list(r.headers))["x-dlq-reason"] for r in dead]
     assert reasons == ["undecodable", "empty", "schema", "missing_key"]
     assert [r.value for r in dead] == [value for _key, value in poison]
-    report, outcomes = await check(kafka_broker, engage_sim, topics, good, extra_outcomes=3)
+    report, outcomes = await check(kafka_broker, engage_sim, topics, good, extra_outcomes=4)
     assert report.correct
     assert report.actions_accepted == 1
-    invalid = [o for o in outcomes if o["data"]["status"] == "invalid"]
-    assert len(invalid) == 3  # the record without a key names no order
+    invalid = [o["data"] for o in outcomes if o["data"]["status"] == "invalid"]
+    # Each names its order: from the key, or (for the keyless record) from the subject.
+    assert sorted((o["orderId"], o["reason"]) for o in invalid) == [
+        ("P-1", "empty"),
+        ("P-1", "missing_key"),
+        ("P-1", "schema"),
+        ("P-1", "undecodable"),
+    ]

@@ -2,8 +2,9 @@
 
 import pytest
 
-from consumer.config import DEFAULT_ACTION_MAP, Secret, load_settings
+from consumer.config import Secret, load_settings
 from consumer.errors import ConfigError
+from consumer.events import DEFAULT_ACTION_MAP
 
 MINIMAL = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
