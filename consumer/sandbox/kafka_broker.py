@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from consumer.errors import SandboxError
+from consumer.sandbox.kafka_cds import archive_options, archive_path, keep_archive
 from consumer.sandbox.kafka_config import (
     HOST,
     NODE_ID,
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
     from consumer.sandbox.kafka_tools import JavaRuntime
 
 _POLL_INTERVAL = 0.1
+# C1 only: on two shared cores the C2 compiler threads slow a start by seconds.
+_C1_ONLY = "-XX:TieredStopAtLevel=1"
 _FORMAT_TIMEOUT = 120.0
 _TOPIC_TIMEOUT = 30.0
 
@@ -90,6 +93,8 @@ class KafkaBroker:
         self.started_in: float | None = None
         self._process: Process | None = None
         self._console: IO[bytes] | None = None
+        self._recording: Path | None = None
+        self._ready = False
         state = self._load_state()
         self.cluster_id: str = state.get("cluster_id") or new_cluster_id()
         saved: dict[str, int] = state.get("ports", {})
@@ -176,12 +181,16 @@ class KafkaBroker:
         log4j2 = render_log4j2(self.server_log)
         (self.data_dir / "log4j2.properties").write_text(log4j2, encoding="utf-8")
 
-    def _java_command(self, main_class: str, *args: str, heap: str) -> list[str]:
+    def _java_command(
+        self, main_class: str, *args: str, heap: str, jit: list[str], cds: list[str]
+    ) -> list[str]:
         return [
             str(self.java.path),
             f"-Xmx{heap}",
             # One core's worth of GC threads is plenty for a test broker on a shared machine.
             "-XX:+UseSerialGC",
+            *jit,
+            *cds,
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
@@ -194,6 +203,7 @@ class KafkaBroker:
         ]
 
     async def _format(self) -> None:
+        archive = archive_path(self.jars, self.java)
         command = self._java_command(
             "kafka.tools.StorageTool",
             "format",
@@ -202,6 +212,10 @@ class KafkaBroker:
             # One voter, this node: the dynamic quorum of KIP-853, which `kafka.Kafka` then runs.
             "--standalone",
             heap="256m",
+            # A one-shot tool: C2 would only compete for the CPU and never pay off.
+            jit=[_C1_ONLY],
+            # Same classpath, so the broker's archive fits; the tool never records its own.
+            cds=[f"-XX:SharedArchiveFile={archive}"] if archive.is_file() else [],
         )
         with anyio.fail_after(_FORMAT_TIMEOUT):
             done = await anyio.run_process(command, check=False, env=self._env())
@@ -222,11 +236,19 @@ class KafkaBroker:
         if self.running:
             return 0.0
         began = time.monotonic()
+        self._ready = False
         self._write_config()
         if not self.formatted:
             await self._format()
+        cds: list[str] = []
+        if self.settings.class_archive:
+            cds, self._recording = archive_options(archive_path(self.jars, self.java))
         command = self._java_command(
-            "kafka.Kafka", str(self.data_dir / "server.properties"), heap=self.settings.heap
+            "kafka.Kafka",
+            str(self.data_dir / "server.properties"),
+            heap=self.settings.heap,
+            jit=[_C1_ONLY] if self.settings.c1_only else [],
+            cds=cds,
         )
         if setpriv := shutil.which("setpriv"):
             command = [setpriv, "--pdeathsig", "TERM", "--", *command]
@@ -246,6 +268,7 @@ class KafkaBroker:
             await self.stop()
             raise
         self.started_in = time.monotonic() - began
+        self._ready = True
         return self.started_in
 
     async def _wait_ready(self, deadline: float) -> None:
@@ -277,7 +300,7 @@ class KafkaBroker:
         from aiokafka.errors import KafkaError  # noqa: PLC0415
 
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000
+            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000
         )
         try:
             await admin.start()
@@ -310,6 +333,8 @@ class KafkaBroker:
     async def stop(self) -> None:
         """Stop the broker: SIGTERM, then SIGKILL after ``settings.stop_timeout``. Idempotent."""
         process, self._process = self._process, None
+        recording, self._recording = self._recording, None
+        killed = False
         # Shielded: a cancelled caller must still not leave a JVM behind.
         with anyio.CancelScope(shield=True):
             try:
@@ -318,6 +343,7 @@ class KafkaBroker:
                     with anyio.move_on_after(self.settings.stop_timeout):
                         await process.wait()
                     if process.returncode is None:
+                        killed = True
                         process.kill()
                         await process.wait()
                 if process is not None:
@@ -326,6 +352,10 @@ class KafkaBroker:
                 if self._console is not None:
                     self._console.close()
                     self._console = None
+                if recording is not None:
+                    # Only a broker that got ready and exited on its own wrote a whole archive.
+                    complete = self._ready and not killed
+                    keep_archive(recording, archive_path(self.jars, self.java), complete=complete)
 
     async def restart(self) -> float:
         """Stop and start again on the same data directory and ports; returns the start seconds."""

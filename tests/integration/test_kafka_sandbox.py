@@ -23,6 +23,7 @@ from consumer.sandbox.kafka import (
     ensure_kafka_jars,
     open_kafka,
 )
+from consumer.sandbox.kafka_cds import archive_path
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -263,6 +264,8 @@ async def test_restart_keeps_data_port_and_committed_offsets() -> None:
 
         assert (broker.bootstrap_servers, broker.running) == (address, True)
         assert broker.pid != pid
+        # The clean stop left a class archive for every later start (recorded now, or before).
+        assert archive_path(broker.jars, broker.java).stat().st_size > 0
         assert "kept" in await broker.list_topics()
         resumed = AIOKafkaConsumer(
             "kept",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from consumer.errors import MissingToolError, SandboxError
+from consumer.sandbox.kafka_cds import archive_options, keep_archive
 from consumer.sandbox.kafka_config import (
     BrokerSettings,
     ExtraListener,
@@ -285,3 +286,29 @@ def test_cli_without_java_prints_the_fix_and_exits_non_zero(tmp_path: Path) -> N
     assert done.stdout == ""
     assert done.stderr.startswith("engage-consumer sandbox kafka: Java 17+ is needed")
     assert "apt-get install openjdk-17-jre-headless" in done.stderr
+
+
+def test_class_archive_is_recorded_privately_then_mapped(tmp_path: Path) -> None:
+    """Without an archive the JVM records to a private partial; once kept, it is mapped next."""
+    archive = tmp_path / "broker.jsa"
+    options, partial = archive_options(archive)
+    assert partial is not None
+    assert partial.name.startswith(f".broker.jsa.partial-{os.getpid()}-")
+    assert options == [f"-XX:ArchiveClassesAtExit={partial}"]
+    partial.write_bytes(b"classes")
+    keep_archive(partial, archive, complete=True)
+    assert (archive.read_bytes(), partial.exists()) == (b"classes", False)
+    assert archive_options(archive) == ([f"-XX:SharedArchiveFile={archive}"], None)
+
+
+def test_class_archive_of_a_killed_broker_is_dropped(tmp_path: Path) -> None:
+    """An archive whose JVM was killed (maybe mid-write) is deleted, as are dead runs' partials."""
+    archive = tmp_path / "broker.jsa"
+    stale = tmp_path / ".broker.jsa.partial-999999999-abc"
+    stale.write_bytes(b"half")
+    _, partial = archive_options(archive)
+    assert partial is not None
+    assert not stale.exists()
+    partial.write_bytes(b"half")
+    keep_archive(partial, archive, complete=False)
+    assert list(tmp_path.iterdir()) == []
