@@ -359,7 +359,7 @@ class EngageClient:
         meter: Meter | None = None,
     ) -> httpx.Response:
         """Send one request through the gate; raise only for transport failures."""
-        content = b""
+        content: bytes | None = None
         if body is not None:
             # orjson encodes dicts natively; other mappings (frozen views) are copied once.
             content = orjson.dumps(body if isinstance(body, dict) else dict(body))
