@@ -5,8 +5,8 @@ another process) finds the same topics, offsets and ports::
 
     data_dir/sandbox.json       ports and cluster id chosen at the first start
     data_dir/server.properties  rewritten on every start from BrokerSettings
-    data_dir/log4j2.properties
-    data_dir/server.log         the broker's own log (log4j2)
+    data_dir/log4j2.properties  (and tools-log4j2.properties for ``tool_command``)
+    data_dir/server.log         the broker's own log (log4j2); tools.log for Kafka's tools
     data_dir/console.log        the JVM's stdout/stderr (crashes before logging starts)
     data_dir/kraft/             log.dirs: the metadata log and every partition
 
@@ -180,9 +180,18 @@ class KafkaBroker:
         (self.data_dir / "server.properties").write_text(properties, encoding="utf-8")
         log4j2 = render_log4j2(self.server_log)
         (self.data_dir / "log4j2.properties").write_text(log4j2, encoding="utf-8")
+        # Kafka's own tools (tool_command) log apart: two JVMs appending to one file interleave.
+        tools = render_log4j2(self.data_dir / "tools.log")
+        (self.data_dir / "tools-log4j2.properties").write_text(tools, encoding="utf-8")
 
     def _java_command(
-        self, main_class: str, *args: str, heap: str, jit: list[str], cds: list[str]
+        self,
+        main_class: str,
+        *args: str,
+        heap: str,
+        jit: list[str],
+        cds: list[str],
+        log_config: str = "log4j2.properties",
     ) -> list[str]:
         return [
             str(self.java.path),
@@ -193,7 +202,7 @@ class KafkaBroker:
             *cds,
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            f"-Dlog4j2.configurationFile={self.data_dir / log_config}",
             f"-Dkafka.logs.dir={self.data_dir}",
             *self.settings.jvm_options,
             "-cp",
@@ -201,6 +210,17 @@ class KafkaBroker:
             main_class,
             *args,
         ]
+
+    def tool_command(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
+        """A command running one of Kafka's own tools against this broker's jars and Java.
+
+        For example ``tool_command("org.apache.kafka.tools.ConsumerPerformance",
+        "--bootstrap-server", broker.bootstrap_servers, "--topic", "t", "--num-records", "1000")``.
+        It logs into ``data_dir/tools.log`` and runs with the full JIT: tools measure things.
+        """
+        return self._java_command(
+            main_class, *args, heap=heap, jit=[], cds=[], log_config="tools-log4j2.properties"
+        )
 
     async def _format(self) -> None:
         archive = archive_path(self.jars, self.java)

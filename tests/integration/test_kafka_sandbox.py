@@ -234,6 +234,37 @@ def test_second_resolution_reuses_the_cache_without_maven(
     assert (again.directory / f"kafka-tools-{KAFKA_VERSION}.jar") in again.jars
 
 
+async def test_kafka_tools_run_from_the_cached_jars(
+    kafka_broker: KafkaBroker, new_topic: TopicFactory
+) -> None:
+    """ConsumerPerformance (for the benchmark) runs from the jar cache and reads every record."""
+    topic = await new_topic(partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    await producer.start()
+    try:
+        for i in range(50):
+            await producer.send(topic, b"%d" % i)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    command = kafka_broker.tool_command(
+        "org.apache.kafka.tools.ConsumerPerformance",
+        "--bootstrap-server",
+        kafka_broker.bootstrap_servers,
+        "--topic",
+        topic,
+        "--num-records",
+        "50",
+        "--timeout",
+        "30000",
+    )
+    with anyio.fail_after(120):
+        done = await anyio.run_process(command, check=False)
+    header, row = done.stdout.decode().strip().splitlines()[-2:]
+    report = dict(zip(header.split(", "), row.split(", "), strict=True))
+    assert (done.returncode, report["data.consumed.in.nMsg"]) == (0, "50"), done.stderr
+
+
 async def test_restart_keeps_data_port_and_committed_offsets() -> None:
     """After restart() the same address serves the same topic, records and group offsets."""
     async with open_kafka() as broker:
