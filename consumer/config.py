@@ -74,6 +74,9 @@ class Settings:
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
     kafka_transactional_id: str | None = None
+    kafka_group_instance_id: str | None = None
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
     input_topics: tuple[str, ...]
     results_topic: str = "engage.order-outcomes"
     dead_letter_topic: str = "engage.order-events.dlq"
@@ -87,6 +90,7 @@ class Settings:
     engage_connect_timeout_seconds: float = 5.0
     engage_read_timeout_seconds: float = 30.0
     engage_retry_ambiguous_actions: bool = False
+    action_intents: bool = True
     job_deadline_seconds: float = 120.0
     # Processing
     event_deadline_seconds: float = 300.0
@@ -270,6 +274,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kafka_ssl_certfile=r.raw("KAFKA_SSL_CERTFILE"),
         kafka_ssl_keyfile=r.raw("KAFKA_SSL_KEYFILE"),
         kafka_transactional_id=r.raw("KAFKA_TRANSACTIONAL_ID"),
+        kafka_group_instance_id=r.raw("KAFKA_GROUP_INSTANCE_ID"),
+        kafka_session_timeout_ms=r.number("KAFKA_SESSION_TIMEOUT_MS", int, 10_000, minimum=1000),
+        kafka_heartbeat_interval_ms=r.number(
+            "KAFKA_HEARTBEAT_INTERVAL_MS", int, 3_000, minimum=100
+        ),
         input_topics=input_topics,
         results_topic=results_topic,
         dead_letter_topic=dead_letter_topic,
@@ -286,6 +295,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "ENGAGE_READ_TIMEOUT_SECONDS", float, 30.0, minimum=0.1
         ),
         engage_retry_ambiguous_actions=r.flag("ENGAGE_RETRY_AMBIGUOUS_ACTIONS", default=False),
+        action_intents=r.flag("ACTION_INTENTS", default=True),
         job_deadline_seconds=r.number("JOB_DEADLINE_SECONDS", float, 120.0, minimum=0.1),
         event_deadline_seconds=r.number("EVENT_DEADLINE_SECONDS", float, 300.0, minimum=0.1),
         revision_wait_seconds=r.number("REVISION_WAIT_SECONDS", float, 30.0, minimum=0.0),
@@ -298,6 +308,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         http_port=r.number("HTTP_PORT", int, 8080, minimum=0),
         log_level=log_level,
     )
+    if settings.kafka_heartbeat_interval_ms >= settings.kafka_session_timeout_ms:
+        r.problems.append("KAFKA_HEARTBEAT_INTERVAL_MS must be below KAFKA_SESSION_TIMEOUT_MS")
     if settings.http_port > 65535:
         r.problems.append(f"HTTP_PORT={settings.http_port} is not a port")
     if r.problems:

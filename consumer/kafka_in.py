@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiokafka.abc import ConsumerRebalanceListener
 
 from consumer.kafka_conn import connection_kwargs
-from consumer.offsets import decode_finished
+from consumer.offsets import decode_metadata
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
@@ -54,6 +54,11 @@ def make_consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         **connection_kwargs(settings),
         group_id=settings.kafka_group_id,
+        # Static membership (KIP-345) when an instance id is given: a restarted pod with the
+        # same id takes its partitions back at once instead of waiting for a rebalance.
+        group_instance_id=settings.kafka_group_instance_id,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -72,24 +77,25 @@ def subscribe(
     consumer.subscribe(topics=list(topics), listener=_Listener(handler))
 
 
-async def committed_finished(
+async def committed_state(
     consumer: AIOKafkaConsumer, partitions: set[TP]
-) -> dict[TP, tuple[int | None, set[int]]]:
-    """For each partition: the committed offset and the finished offsets kept in its metadata."""
+) -> dict[TP, tuple[int | None, set[int], set[int]]]:
+    """The committed offset, finished offsets and action intents of each partition.
+
+    The finished offsets and intents are what the previous owner kept in its commit metadata.
+    """
     from aiokafka.structs import TopicPartition  # noqa: PLC0415
 
     tps = [TopicPartition(topic, partition) for topic, partition in partitions]
     # The coordinator's fetch returns the metadata string as well as the offset; the public
     # ``committed()`` drops it.
     fetched = await consumer._coordinator.fetch_committed_offsets(tps)  # noqa: SLF001
-    out: dict[TP, tuple[int | None, set[int]]] = {}
+    out: dict[TP, tuple[int | None, set[int], set[int]]] = {}
     for tp in tps:
         meta = fetched.get(tp)
         if meta is None or meta.offset < 0:
-            out[(tp.topic, tp.partition)] = (None, set())
+            out[(tp.topic, tp.partition)] = (None, set(), set())
         else:
-            out[(tp.topic, tp.partition)] = (
-                meta.offset,
-                decode_finished(meta.offset, meta.metadata),
-            )
+            finished, intents = decode_metadata(meta.offset, meta.metadata)
+            out[(tp.topic, tp.partition)] = (meta.offset, finished, intents - finished)
     return out

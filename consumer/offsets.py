@@ -9,6 +9,12 @@ the committed offset, base-36, which stays far below Kafka's default 4 KiB metad
 any realistic spread; when it would not fit, it is truncated to the longest prefix that does
 (the rest is simply processed again: at least once, never lost).
 
+The metadata also carries *intents*: offsets whose action is about to be (or was) sent to Engage.
+An action is sent only after a commit recorded its intent, so a consumer that starts on the
+partition after a crash knows which actions may already have reached Engage: it reports them as
+``unknown`` instead of sending them a second time (actions are not idempotent: a second send is
+a second email to a customer).
+
 Pure: no Kafka here; the runner feeds offsets in and takes commit positions out.
 """
 
@@ -33,13 +39,24 @@ class PartitionOffsets:
     _finished: set[int] = field(default_factory=set)
     #: the next offset to commit when nothing is pending
     _next: int | None = None
+    #: offsets whose action may reach Engage before their outcome is acknowledged
+    _intents: set[int] = field(default_factory=set)
 
     def received(self, offset: int) -> None:
         """Note that the record at ``offset`` was taken in and will need an outcome."""
         self._pending.append(offset)
 
+    def intend(self, offset: int) -> None:
+        """Note that the action of ``offset`` is about to be sent."""
+        self._intents.add(offset)
+
+    def intents(self) -> list[int]:
+        """Offsets with a recorded intent and no acknowledged outcome yet, ascending."""
+        return sorted(self._intents)
+
     def finished(self, offset: int) -> None:
         """Note that the outcome of ``offset`` is acknowledged; advance over finished offsets."""
+        self._intents.discard(offset)
         self._finished.add(offset)
         pending = self._pending
         while pending and pending[0] in self._finished:
@@ -67,7 +84,7 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
-        self._committed: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], tuple[int, str]] = {}
 
     def assign(self, tp: tuple[str, int]) -> None:
         """Start tracking a newly assigned partition."""
@@ -81,6 +98,14 @@ class OffsetTracker:
     def received(self, tp: tuple[str, int], offset: int) -> None:
         """Note a record taken in."""
         self._partitions.setdefault(tp, PartitionOffsets()).received(offset)
+
+    def intend(self, tp: tuple[str, int], offset: int) -> bool:
+        """Note an action about to be sent; False when the partition is no longer ours."""
+        part = self._partitions.get(tp)
+        if part is None:
+            return False
+        part.intend(offset)
+        return True
 
     def finished(self, tp: tuple[str, int], offset: int) -> bool:
         """Note an acknowledged outcome; False when the partition is no longer ours."""
@@ -101,61 +126,89 @@ class OffsetTracker:
             position = part.committable()
             if position is None:
                 continue
-            metadata = encode_finished(position, part.finished_above())
-            if self._committed.get(tp) != position or metadata != METADATA_PREFIX:
+            metadata = encode_metadata(position, part.finished_above(), part.intents())
+            if self._committed.get(tp) != (position, metadata):
                 out[tp] = (position, metadata)
         return out
 
     def mark_committed(self, positions: dict[tuple[str, int], tuple[int, str]]) -> None:
         """Record that Kafka accepted these commits."""
-        for tp, (position, _metadata) in positions.items():
+        for tp, committed in positions.items():
             if tp in self._partitions:
-                self._committed[tp] = position
+                self._committed[tp] = committed
 
 
 def encode_finished(base: int, finished: list[int]) -> str:
-    """Encode finished offsets above ``base`` as alternating run lengths (gap, done, gap, ...)."""
+    """Encode finished offsets above ``base`` (no intents); see ``encode_metadata``."""
+    return encode_metadata(base, finished, [])
+
+
+def encode_metadata(base: int, finished: list[int], intents: list[int]) -> str:
+    """Pack finished offsets and intents above ``base`` into a commit metadata string.
+
+    ``ec1:<finished runs>`` then, when there are intents, ``|<intent runs>``; runs alternate
+    gap and length, base 36. Intents are packed first and are never truncated away (there are
+    at most as many as actions in flight); finished offsets fill the rest of the size budget,
+    truncated to a prefix if they must be: redoing finished work is safe, forgetting an intent
+    is not.
+    """
+    intent_text = _encode_runs(base, intents, budget=METADATA_LIMIT) if intents else ""
+    budget = METADATA_LIMIT - len(METADATA_PREFIX) - (len(intent_text) + 1 if intents else 0)
+    text = METADATA_PREFIX + _encode_runs(base, finished, budget=budget)
+    return f"{text}|{intent_text}" if intents else text
+
+
+def _encode_runs(base: int, offsets: list[int], *, budget: int) -> str:
     runs: list[int] = []
     cursor = base
-    for offset in finished:
+    for offset in offsets:
         if offset < cursor:
             continue
         if runs and offset == cursor:
-            runs[-1] += 1  # the last run is always a finished one: extend it
+            runs[-1] += 1  # the last run is always a marked one: extend it
         else:
             runs.extend((offset - cursor, 1))
         cursor = offset + 1
-    # Keep whole (gap, finished) pairs while they fit: a prefix is always a correct answer.
+    # Keep whole (gap, length) pairs while they fit: a prefix is always a correct answer.
     parts: list[str] = []
-    size = len(METADATA_PREFIX)
+    size = 0
     for index in range(0, len(runs), 2):
         pair = (_b36(runs[index]), _b36(runs[index + 1]))
         grown = size + len(pair[0]) + len(pair[1]) + 2
-        if grown > METADATA_LIMIT:
+        if grown > budget:
             break
         parts.extend(pair)
         size = grown
-    return METADATA_PREFIX + ".".join(parts)
+    return ".".join(parts)
 
 
 def decode_finished(base: int, metadata: str | None) -> set[int]:
-    """The finished offsets above ``base`` that ``encode_finished`` packed; empty if unknown."""
+    """The finished offsets above ``base`` that ``encode_metadata`` packed; empty if unknown."""
+    return decode_metadata(base, metadata)[0]
+
+
+def decode_metadata(base: int, metadata: str | None) -> tuple[set[int], set[int]]:
+    """(finished offsets, intents) above ``base``; both empty for foreign or damaged metadata."""
     if not metadata or not metadata.startswith(METADATA_PREFIX):
-        return set()
-    body = metadata[len(METADATA_PREFIX) :]
+        return set(), set()
+    finished_text, _, intent_text = metadata[len(METADATA_PREFIX) :].partition("|")
+    try:
+        return _decode_runs(base, finished_text), _decode_runs(base, intent_text)
+    except ValueError:
+        return set(), set()
+
+
+def _decode_runs(base: int, body: str) -> set[int]:
     if not body:
         return set()
-    try:
-        runs = [int(part, 36) for part in body.split(".")]
-    except ValueError:
-        return set()
-    finished: set[int] = set()
+    runs = [int(part, 36) for part in body.split(".")]
+    marked: set[int] = set()
     cursor = base
     for index, length in enumerate(runs):
         if index % 2 == 1:
-            finished.update(range(cursor, cursor + length))
+            marked.update(range(cursor, cursor + length))
         cursor += length
-    return finished
+    return marked
 
 
 def _b36(n: int) -> str:

@@ -91,6 +91,14 @@ class EngageCalls(Protocol):
         ...
 
 
+class IntentLog(Protocol):
+    """Makes "this action is about to be sent" durable before it is (see consumer.offsets)."""
+
+    async def record(self, tp: TP, offset: int) -> bool:
+        """Return once the intent is durable; False if the partition is no longer ours."""
+        ...
+
+
 @dataclass(slots=True, eq=False)
 class Pending:
     """One input event between intake and its acknowledged outcome."""
@@ -139,6 +147,7 @@ class Pipeline:
         sink: RecordSink,
         tracker: OffsetTracker,
         task_group: TaskGroup,
+        intents: IntentLog | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -147,11 +156,14 @@ class Pipeline:
         self.sink = sink
         self.tracker = tracker
         self.tasks = task_group
+        self.intents = intents
         self.clock = clock
         #: events taken in and not yet acknowledged, per partition (for revoke and drain)
         self.pending: dict[TP, set[Pending]] = {}
         #: offsets a previous owner finished above its commit (from the commit metadata)
         self.skip: dict[TP, set[int]] = {}
+        #: offsets whose action a previous owner may have sent before it stopped unexpectedly
+        self.interrupted: dict[TP, set[int]] = {}
         self.counts: dict[str, int] = {}
         #: Engage calls running, per partition of the event they serve (None: a tag read)
         self.calls: dict[TP | None, int] = {}
@@ -185,6 +197,12 @@ class Pipeline:
             self.tasks.start_soon(self._dead_letter, record, error, received_at)
             return
         self._count("events")
+        interrupted = self.interrupted.get(tp)
+        if interrupted and record.offset in interrupted:
+            interrupted.discard(record.offset)
+            if not self.settings.engage_retry_ambiguous_actions:
+                self._report_interrupted(event, tp, received_at)
+                return
         now = self.clock()
         pending = Pending(
             event=event,
@@ -201,6 +219,28 @@ class Pipeline:
             pending.ops_left += 1
             effects.extend(self.book.submit(event.order_id, op))
         self.apply(effects)
+
+    def _report_interrupted(self, event: OrderEvent, tp: TP, received_at: datetime) -> None:
+        """Answer an event whose action may already have reached Engage, without resending it."""
+        self._count("interrupted")
+        now = self.clock()
+        pending = Pending(
+            event=event,
+            tp=tp,
+            received_at=received_at,
+            started=now,
+            deadline=now,
+            ops_left=0,
+            operation="action",
+            action=getattr(event.data, "action", None),
+            status="unknown",
+            reason="interrupted",
+            detail="the consumer stopped while this action was being sent; it is not resent "
+            "because Engage may already have accepted it",
+        )
+        self.pending.setdefault(tp, set()).add(pending)
+        self._publishing_started(tp)
+        self.tasks.start_soon(self._publish_outcome, pending)
 
     def _decode(self, record: Record) -> OrderEvent:
         # require_key: without the orderId as key, the producer's partitioner scattered this
@@ -346,6 +386,16 @@ class Pipeline:
         op = effect.op
         ref: OpRef = op.token  # type: ignore[assignment]
         assert ref.action is not None
+        pending = ref.pending
+        if self.intents is not None and not await self.intents.record(
+            pending.tp, pending.event.offset
+        ):
+            # The partition was revoked while the intent was being recorded: nothing was sent,
+            # and the new owner will send it.
+            self.apply(
+                self.book.action_done(effect.order_id, op.token, status="unknown", reason=None)
+            )
+            return
         result = await self.engage.action(
             effect.order_id,
             action=ref.action,
@@ -552,6 +602,7 @@ class Pipeline:
         for tp in tps:
             abandoned |= self.pending.pop(tp, set())
             self.skip.pop(tp, None)
+            self.interrupted.pop(tp, None)
         for pending in abandoned:
             pending.abandoned = True
         self.holding -= tps

@@ -18,7 +18,7 @@ import anyio
 
 from consumer.config import load_settings
 from consumer.errors import ConfigError
-from consumer.kafka_in import committed_finished, make_consumer, subscribe
+from consumer.kafka_in import committed_state, make_consumer, subscribe
 from consumer.kafka_out import KafkaSink, make_producer
 from consumer.logs import configure_logging, get_logger
 from consumer.offsets import OffsetTracker
@@ -53,6 +53,12 @@ class Service:
         self.stopping = anyio.Event()
         self._commit_lock = anyio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
+        # Intent recording: a waiter bumps _intent_seq and wakes the intent loop, which commits
+        # and publishes the highest sequence that a successful commit covered.
+        self._intent_seq = 0
+        self._durable_seq = 0
+        self._intent_wakeup = anyio.Event()
+        self._durable_changed = anyio.Event()
         self._pipeline: Pipeline | None = None
         self.commits = 0
 
@@ -70,16 +76,26 @@ class Service:
             self.tracker.assign(tp)
         if self._consumer is None or self._pipeline is None or not assigned:
             return
-        committed = await committed_finished(self._consumer, assigned)
-        for tp, (_offset, finished) in committed.items():
+        committed = await committed_state(self._consumer, assigned)
+        for tp, (_offset, finished, intents) in committed.items():
             if finished:
                 self._pipeline.skip[tp] = finished
                 log.info("skipping finished offsets", partition=tp, count=len(finished))
+            if intents:
+                self._pipeline.interrupted[tp] = intents
+                log.warning(
+                    "actions interrupted by the previous owner will not be resent",
+                    partition=tp,
+                    offsets=sorted(intents),
+                )
 
     async def partitions_revoked(self, revoked: set[TP]) -> None:
         """Finish what is in flight for the revoked partitions (bounded), commit, forget them."""
         log.info("partitions revoked", partitions=sorted(revoked))
         self.assigned -= revoked
+        # Wake intent waiters of the revoked partitions: they must not send.
+        changed, self._durable_changed = self._durable_changed, anyio.Event()
+        changed.set()
         pipeline = self._pipeline
         if pipeline is not None:
             pipeline.hold(revoked)
@@ -95,18 +111,51 @@ class Service:
 
     # -- loops --------------------------------------------------------------------------------
 
-    async def commit_now(self) -> None:
-        """Commit every partition whose position moved; a failed commit is retried next time."""
+    async def record(self, tp: TP, offset: int) -> bool:
+        """The pipeline's IntentLog: return once a commit carries the intent for ``offset``.
+
+        Commits are shared: every intent recorded while a commit is in flight rides on the next
+        one, so a burst of actions costs one commit round trip, not one each.
+        """
+        if not self.tracker.intend(tp, offset):
+            return False
+        self._intent_seq += 1
+        mine = self._intent_seq
+        self._intent_wakeup.set()
+        while self._durable_seq < mine:
+            if tp not in self.assigned:
+                return False
+            await self._durable_changed.wait()
+        return tp in self.assigned
+
+    async def _intent_loop(self) -> None:
+        while True:
+            await self._intent_wakeup.wait()
+            self._intent_wakeup = anyio.Event()
+            covered = self._intent_seq
+            if await self.commit_now():
+                self._durable_seq = covered
+            else:
+                await anyio.sleep(0.05)
+                self._intent_wakeup.set()
+            changed, self._durable_changed = self._durable_changed, anyio.Event()
+            changed.set()
+
+    async def commit_now(self) -> bool:
+        """Commit every partition whose position or metadata moved; False if the commit failed.
+
+        A failed commit is retried by the next call.
+        """
         consumer = self._consumer
         if consumer is None:
-            return
+            return False
         from aiokafka.errors import KafkaError  # noqa: PLC0415
         from aiokafka.structs import OffsetAndMetadata, TopicPartition  # noqa: PLC0415
 
         async with self._commit_lock:
             positions = self.tracker.to_commit()
             if not positions:
-                return
+                return True
             offsets = {
                 TopicPartition(topic, partition): OffsetAndMetadata(offset, metadata)
                 for (topic, partition), (offset, metadata) in positions.items()
@@ -115,9 +164,10 @@ class Service:
                 await consumer.commit(offsets)
             except KafkaError as exc:
                 log.warning("commit failed; will retry", error=repr(exc))
-                return
+                return False
             self.tracker.mark_committed(positions)
             self.commits += 1
+            return True
 
     async def _intake(self, consumer: AIOKafkaConsumer, pipeline: Pipeline) -> None:
         limit = self.settings.max_buffered_events
@@ -173,8 +223,12 @@ class Service:
                     sink=KafkaSink(producer),
                     tracker=self.tracker,
                     task_group=work,
+                    intents=self if settings.action_intents else None,
                 )
                 self._pipeline = pipeline
+                # In the work group, not the loops group: actions still running during the
+                # drain need their intents committed.
+                work.start_soon(self._intent_loop)
                 subscribe(consumer, settings.input_topics, self)
                 await consumer.start()
                 log.info("started", topics=list(settings.input_topics))

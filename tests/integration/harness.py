@@ -71,6 +71,8 @@ def consumer_settings(
         job_deadline_seconds=20.0,
         revision_wait_seconds=1.0,
         drain_timeout_seconds=10.0,
+        kafka_session_timeout_ms=6_000,
+        kafka_heartbeat_interval_ms=500,
         http_port=0,
     )
     return replace(base, **overrides)
@@ -92,6 +94,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "DRAIN_TIMEOUT_SECONDS": str(settings.drain_timeout_seconds),
         "REVISION_WAIT_SECONDS": str(settings.revision_wait_seconds),
         "HTTP_PORT": "0",
+        "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+        "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.kafka_heartbeat_interval_ms),
+        "ENGAGE_MAX_IN_FLIGHT": str(settings.engage_max_in_flight),
         "LOG_LEVEL": "INFO",
     }
 

@@ -8,7 +8,9 @@ from consumer.offsets import (
     OffsetTracker,
     PartitionOffsets,
     decode_finished,
+    decode_metadata,
     encode_finished,
+    encode_metadata,
 )
 
 TP = ("orders", 0)
@@ -94,3 +96,60 @@ def test_foreign_or_corrupt_metadata_means_nothing_finished() -> None:
     assert decode_finished(0, "") == set()
     assert decode_finished(0, "something else") == set()
     assert decode_finished(0, METADATA_PREFIX + "zz!") == set()
+
+
+def test_intents_travel_in_metadata_until_their_outcome_is_acknowledged() -> None:
+    """An intent is committed with the position and disappears once its offset finishes."""
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    for offset in range(5):
+        tracker.received(TP, offset)
+    tracker.intend(TP, 2)
+    tracker.intend(TP, 3)
+    tracker.finished(TP, 4)
+    position, metadata = tracker.to_commit()[TP]
+    assert position == 0
+    assert decode_metadata(position, metadata) == ({4}, {2, 3})
+    tracker.mark_committed({TP: (position, metadata)})
+    tracker.finished(TP, 2)
+    position, metadata = tracker.to_commit()[TP]
+    assert decode_metadata(position, metadata) == ({2, 4}, {3})
+
+
+def test_unchanged_metadata_is_not_committed_again() -> None:
+    """Same position and same metadata: nothing to commit; a new intent alone is a change."""
+    tracker = OffsetTracker()
+    tracker.assign(TP)
+    for offset in range(3):
+        tracker.received(TP, offset)
+    tracker.finished(TP, 1)
+    tracker.mark_committed(tracker.to_commit())
+    assert tracker.to_commit() == {}
+    tracker.intend(TP, 2)
+    assert decode_metadata(*tracker.to_commit()[TP]) == ({1}, {2})
+
+
+def test_intents_survive_when_finished_offsets_are_truncated() -> None:
+    """Under the size limit, finished offsets give way; intents are always kept whole."""
+    finished = list(range(1, 40_000, 2))
+    intents = [50_000, 50_001, 60_000]
+    decoded_finished, decoded_intents = decode_metadata(0, encode_metadata(0, finished, intents))
+    assert decoded_intents == set(intents)
+    assert decoded_finished <= set(finished)
+
+
+@given(
+    st.integers(0, 10**9),
+    st.sets(st.integers(0, 3000), max_size=200),
+    st.sets(st.integers(0, 3000), max_size=64),
+)
+def test_metadata_round_trips_finished_and_intents(
+    base: int, finished: set[int], intents: set[int]
+) -> None:
+    """Both sets decode to themselves."""
+    done = sorted(base + f for f in finished)
+    intended = sorted(base + i for i in intents)
+    assert decode_metadata(base, encode_metadata(base, done, intended)) == (
+        set(done),
+        set(intended),
+    )
