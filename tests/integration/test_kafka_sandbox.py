@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.kafka
 
+CLI = [sys.executable, "-m", "consumer.cli", "sandbox", "kafka"]
+
 _SEEN_BROKERS: list[tuple[int, int | None]] = []
 
 
@@ -339,27 +341,27 @@ async def test_a_failed_start_explains_itself_with_the_broker_log() -> None:
     assert "Address already in use" in message
 
 
-def test_cli_prints_the_address_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    """`sandbox kafka` prints a ready line with the bootstrap address, and exits 0 on Ctrl-C."""
-    script = (
-        "import argparse, sys\n"
-        "from consumer.sandbox import kafka\n"
-        "parser = argparse.ArgumentParser()\n"
-        "kafka.add_arguments(parser)\n"
-        "sys.exit(kafka.run_from_args(parser.parse_args(sys.argv[1:])))\n"
-    )
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_cli_prints_the_address_and_stops_cleanly(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    """`sandbox kafka` prints its bootstrap address; Ctrl-C or SIGTERM stops the broker, exit 0."""
     data_dir = tmp_path / "cli-kafka"
     with subprocess.Popen(
-        [sys.executable, "-c", script, "--data-dir", str(data_dir), "--partitions", "2"],
+        [*CLI, "--data-dir", str(data_dir), "--partitions", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     ) as process:
         assert process.stdout is not None
         ready = process.stdout.readline()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         out, err = process.communicate(timeout=60)
     assert ready.startswith("kafka ready: bootstrap=127.0.0.1:"), (ready, err)
     assert f"version={KAFKA_VERSION} (started in " in ready
     assert (process.returncode, out.splitlines()[-1]) == (0, "kafka stopped"), err
     assert "num.partitions=2" in (data_dir / "server.properties").read_text()
+    # The broker went with it: nothing listens on the printed port any more.
+    port = int(ready.split("bootstrap=127.0.0.1:", 1)[1].split()[0])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -25,6 +25,8 @@ from consumer.sandbox.kafka_config import (
 from consumer.sandbox.kafka_jars import KAFKA_VERSION, cache_root, ensure_kafka_jars
 from consumer.sandbox.kafka_tools import find_java, find_maven, java_major
 
+CLI = [sys.executable, "-m", "consumer.cli", "sandbox", "kafka"]
+
 # A stand-in for `mvn`: answers --version, and for copy-dependencies drops two jars into the
 # output directory, then exits with $FAKE_MVN_STATUS (to play a failed or interrupted download).
 FAKE_MVN = """#!/bin/sh
@@ -266,16 +268,9 @@ def test_cluster_ids_are_kafka_uuids_the_storage_tool_accepts() -> None:
 
 def test_cli_without_java_prints_the_fix_and_exits_non_zero(tmp_path: Path) -> None:
     """`sandbox kafka` on a machine without Java prints the install hint and exits 1."""
-    script = (
-        "import argparse, sys\n"
-        "from consumer.sandbox import kafka\n"
-        "parser = argparse.ArgumentParser()\n"
-        "kafka.add_arguments(parser)\n"
-        "sys.exit(kafka.run_from_args(parser.parse_args(sys.argv[1:])))\n"
-    )
     env = {"PATH": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     done = subprocess.run(
-        [sys.executable, "-c", script],
+        CLI,
         capture_output=True,
         text=True,
         env=env,
