@@ -93,6 +93,19 @@ class OpenGate:
         """Ignore throttling: a lone client leaves back-off to its caller."""
 
 
+class RequestObserver(Protocol):
+    """Told about every request sent (the metrics).
+
+    ``status`` is the HTTP status, or the transport error's class name when no answer came.
+    """
+
+    def request_done(
+        self, *, method: str, kind: CallKind, url: str, status: str, seconds: float
+    ) -> None:
+        """One request ended after ``seconds`` on the wire."""
+        ...
+
+
 class StepRunner(Protocol):
     """Runs one step of a composed call, retrying it as the caller's policy says."""
 
@@ -301,9 +314,11 @@ class EngageClient:
         gate: RequestGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._settings = settings
         self._gate: RequestGate = gate or OpenGate()
+        self._observer = observer
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._timeout = httpx.Timeout(
             connect=settings.connect_timeout,
@@ -374,14 +389,22 @@ class EngageClient:
                     pool=min(self._timeout.pool or remaining, remaining),
                 )
             started = time.perf_counter()
+            answer: str | None = None  # for the observer; stays None when cancelled
             try:
                 response = await self._http.request(method, url, content=content, timeout=timeout)
+                answer = str(response.status_code)
             except httpx.TransportError as exc:
+                answer = type(exc).__name__
                 raise _transport_error(method, httpx.URL(url).path, exc) from exc
             finally:
+                elapsed = time.perf_counter() - started
                 if meter is not None:
                     meter.requests += 1
-                    meter.engage_seconds += time.perf_counter() - started
+                    meter.engage_seconds += elapsed
+                if self._observer is not None and answer is not None:
+                    self._observer.request_done(
+                        method=method, kind=kind, url=url, status=answer, seconds=elapsed
+                    )
         if response.status_code == 429:
             self._gate.throttled(parse_retry_after(response.headers.get("Retry-After")))
         return response
@@ -623,9 +646,10 @@ async def open_engage_client(
     *,
     gate: RequestGate | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    observer: RequestObserver | None = None,
 ) -> AsyncIterator[EngageClient]:
     """Open an ``EngageClient`` and close its connections on the way out."""
-    client = EngageClient(settings, gate=gate, transport=transport)
+    client = EngageClient(settings, gate=gate, transport=transport, observer=observer)
     try:
         yield client
     finally:
