@@ -32,6 +32,7 @@ import anyio
 from consumer import engage_wire
 from consumer.engage import Meter, open_engage_client
 from consumer.errors import EngageAmbiguous, EngageError, EngageRejected, EngageRetriable
+from consumer.metrics import CountingRetrier
 from consumer.ratebudget import RateBudget, RateBudgetSettings
 from consumer.retry import Retrier, RetryPolicy
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         JobResult,
         OrderState,
     )
+    from consumer.metrics import Metrics
 
 Operation = Literal["upsert", "delete", "action", "read"]
 Status = Literal["accepted", "rejected", "failed", "unknown"]
@@ -177,8 +179,10 @@ class Dispatcher:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        self._on_retry = on_retry or _ignore_retry
         self.gate = gate
         self.settings = settings
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -191,8 +195,9 @@ class Dispatcher:
         return self.gate.budget
 
     def _retrier(self, deadline: float, *, retry_ambiguous: bool) -> Retrier:
-        return Retrier(
+        return CountingRetrier(
             self.settings.retry,
+            on_retry=self._on_retry,
             deadline=deadline,
             retry_ambiguous=retry_ambiguous,
             rng=self._rng,
@@ -372,6 +377,7 @@ class Dispatcher:
                 )
                 if ambiguous_retries > 0 and not isinstance(wait, str):
                     ambiguous_retries -= 1
+                    self._on_retry("ambiguous_action")
                     await self._sleep(wait)
                     continue
                 return result(
@@ -442,12 +448,22 @@ async def open_dispatcher(
     settings: DispatchSettings,
     *,
     budget: RateBudget | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Dispatcher]:
-    """Open an Engage client wired to a gate, and a dispatcher over them; close on exit."""
+    """Open an Engage client wired to a gate, and a dispatcher over them; close on exit.
+
+    ``metrics`` is told about every request and every retry.
+    """
     gate = CallGate(
         max_in_flight=settings.max_in_flight,
         max_polls_in_flight=settings.max_polls_in_flight,
         budget=budget or RateBudget(settings.budget),
     )
-    async with open_engage_client(client_settings, gate=gate) as client:
-        yield Dispatcher(client, gate, settings)
+    async with open_engage_client(client_settings, gate=gate, observer=metrics) as client:
+        yield Dispatcher(
+            client, gate, settings, on_retry=metrics.retried if metrics is not None else None
+        )
+
+
+def _ignore_retry(_reason: str) -> None:
+    """The retry hook when nobody counts retries."""
