@@ -23,6 +23,7 @@ import anyio
 from consumer.errors import InvalidEventError
 from consumer.events import ActionRequest, Delete, Lifecycle, OrderEvent, Upsert, decode_record
 from consumer.logs import get_logger
+from consumer.metrics import Metrics
 from consumer.orders import Action, FetchTag, SendAction, SendWrite, Settle, Write
 from consumer.outcomes import (
     InputRef,
@@ -149,8 +150,10 @@ class Pipeline:
         task_group: TaskGroup,
         intents: IntentLog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics(process=False)
         self.book = book
         self.engage = engage
         self.sink = sink
@@ -187,16 +190,19 @@ class Pipeline:
             self.tracker.finished(tp, record.offset)
             self._count("finished")
             self._count("skipped_replay")
+            self.metrics.event_consumed(record.topic, "replayed")
             return
         received_at = datetime.now(UTC)
         try:
             event = self._decode(record)
         except InvalidEventError as error:
             self._count("invalid")
+            self.metrics.event_consumed(record.topic, "invalid")
             self._publishing_started(tp)
             self.tasks.start_soon(self._dead_letter, record, error, received_at)
             return
         self._count("events")
+        self.metrics.event_consumed(record.topic, event.type)
         interrupted = self.interrupted.get(tp)
         if interrupted and record.offset in interrupted:
             interrupted.discard(record.offset)
@@ -498,6 +504,7 @@ class Pipeline:
             value=encode_outcome(outcome),
             headers=[],
         )
+        self.metrics.outcome(status, pending.operation)
         self._finish(pending.tp, event.offset, pending)
 
     async def _dead_letter(
@@ -525,6 +532,7 @@ class Pipeline:
         await self._publish(
             self.settings.dead_letter_topic, key=record.key, value=record.value, headers=headers
         )
+        self.metrics.dead_letter(error.reason)
         outcome = invalid_outcome(
             error,
             value=record.value,
@@ -542,6 +550,7 @@ class Pipeline:
                 value=encode_outcome(outcome),
                 headers=[],
             )
+            self.metrics.outcome(outcome.status, outcome.operation)
         self._finish(tp, record.offset, None)
 
     async def _publish(
