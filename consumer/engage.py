@@ -15,212 +15,75 @@ either returns an accepted answer or raises one of the classified errors of ``co
 The only composed call is ``write_and_confirm`` (write, poll the job, read the new tag), which
 takes its retry policy as a ``StepRunner`` so the policy stays in ``consumer.dispatch``. Every
 request passes through a ``RequestGate`` (in-flight bounds and rate budget, also from dispatch)
-and is counted on an optional ``Meter``. Engage's undocumented and beta wire details live in
-``consumer.engage_wire``.
+and is counted on an optional ``Meter``. The pieces around it: ``consumer.engage_values``
+(settings, results, those Protocols), ``consumer.engage_classify`` (answer -> error class) and
+``consumer.engage_wire`` (Engage's undocumented and beta wire details, one function each).
 
 The API key is sent by an ``httpx.Auth`` flow, so it sits in no default header, repr or log line.
 """
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import httpx
 import orjson
 
 from consumer import engage_wire
-from consumer.errors import EngageAmbiguous, EngageError, EngageRejected, EngageRetriable
+from consumer.engage_classify import (
+    ACTION_AMBIGUOUS,
+    parse_retry_after,
+    short,
+    status_error,
+    transport_error,
+)
+from consumer.engage_values import (
+    ActionResult,
+    CallKind,
+    EngageClientSettings,
+    JobRef,
+    JobResult,
+    Meter,
+    OpenGate,
+    OrderState,
+    RequestGate,
+    RequestObserver,
+    StepRunner,
+    WriteConfirmation,
+    WriteMethod,
+    run_once,
+)
+from consumer.errors import EngageAmbiguous, EngageError, EngageRetriable
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import AsyncIterator, Generator, Mapping
     from types import TracebackType
 
-    from consumer.config import Secret, Settings
+    from consumer.config import Secret
 
-_T = TypeVar("_T")
-
-CallKind = Literal["call", "poll"]
-WriteMethod = Literal["POST", "PUT", "DELETE"]
-
-_BODY_LIMIT: Final = 2000  # characters of an error body kept on an exception
-_MAX_RETRY_AFTER: Final = 3600.0  # a broken header must not park the service for days
-
-# Transport failures that prove nothing reached Engage: the connection never opened, or we were
-# still waiting for a pooled connection. Every other transport failure may have happened after
-# Engage read the request, so it is ambiguous.
-_NOT_SENT: Final = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.ProxyError,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
-)
-
-
-class RequestGate(Protocol):
-    """What every request passes through before it is sent (bounds and rate budget)."""
-
-    def slot(self, kind: CallKind, *, deadline: float | None) -> AbstractAsyncContextManager[None]:
-        """Hold one in-flight place of ``kind`` and one rate token; give up at ``deadline``.
-
-        Raises ``EngageRetriable`` when the deadline passes before the request could be sent.
-        """
-        ...
-
-    def throttled(self, retry_after: float | None) -> None:
-        """Engage answered 429: shrink the budget and, with ``retry_after``, stop sending."""
-        ...
-
-
-class OpenGate:
-    """A gate that never waits: for a client used on its own (tests, one-off tools)."""
-
-    @asynccontextmanager
-    async def slot(self, kind: CallKind, *, deadline: float | None) -> AsyncIterator[None]:  # noqa: ARG002
-        """Let the request through at once."""
-        yield
-
-    def throttled(self, retry_after: float | None) -> None:
-        """Ignore throttling: a lone client leaves back-off to its caller."""
-
-
-class RequestObserver(Protocol):
-    """Told about every request sent (the metrics).
-
-    ``status`` is the HTTP status, or the transport error's class name when no answer came.
-    """
-
-    def request_done(
-        self, *, method: str, kind: CallKind, url: str, status: str, seconds: float
-    ) -> None:
-        """One request ended after ``seconds`` on the wire."""
-        ...
-
-
-class StepRunner(Protocol):
-    """Runs one step of a composed call, retrying it as the caller's policy says."""
-
-    async def __call__(self, step: Callable[[], Awaitable[_T]], /) -> _T:
-        """Run ``step`` until it returns or the policy gives up (then re-raise its error)."""
-        ...
-
-
-async def run_once(step: Callable[[], Awaitable[_T]], /) -> _T:
-    """The ``StepRunner`` that does not retry."""
-    return await step()
-
-
-@dataclass(kw_only=True, slots=True)
-class Meter:
-    """Counts the HTTP requests of one operation and the time spent waiting on Engage for them.
-
-    Mutable on purpose: one operation's calls add to it, and it keeps its counts when a call
-    raises, so a failed operation still reports what it cost.
-    """
-
-    requests: int = 0
-    engage_seconds: float = 0.0
-    attempts: int = 0
-
-    @property
-    def engage_ms(self) -> float:
-        """Time inside Engage calls in milliseconds (excludes budget waits and back-off)."""
-        return self.engage_seconds * 1000.0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EngageClientSettings:
-    """How to reach Engage. Timeouts are explicit: Engage says a slow answer means load."""
-
-    base_url: str
-    api_key: Secret
-    user_agent: str
-    connect_timeout: float = 5.0
-    # Long on purpose: cutting a slow answer short turns a write into a retry and an action
-    # into an ``unknown`` outcome.
-    read_timeout: float = 30.0
-    write_timeout: float = 10.0
-    pool_timeout: float = 10.0
-    max_connections: int = 100
-    max_keepalive: int = 20
-    keepalive_expiry: float = 5.0
-    poll_initial_delay: float = 0.05
-    poll_max_delay: float = 2.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EngageClientSettings:
-        """Derive the client settings from the service settings."""
-        in_flight = settings.engage_max_in_flight + settings.engage_max_polls_in_flight
-        return cls(
-            base_url=settings.engage_base_url,
-            api_key=settings.engage_api_key,
-            user_agent=settings.engage_user_agent,
-            connect_timeout=settings.engage_connect_timeout_seconds,
-            read_timeout=settings.engage_read_timeout_seconds,
-            # One connection per in-flight place: a request that holds a place never waits
-            # for a connection, so the pool timeout only fires when something is really wrong.
-            max_connections=in_flight,
-            max_keepalive=min(in_flight, 32),
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JobRef:
-    """The asynchronous job a write started; ``url`` is what to poll (same origin as Engage)."""
-
-    url: str
-    job_id: str | None
-    method: WriteMethod
-    http_status: int
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JobResult:
-    """How polling a job ended. ``timed_out`` is uncertain: the job may still finish later."""
-
-    state: Literal["succeeded", "failed", "timed_out"]
-    http_status: int | None
-    reason: str | None
-    polls: int
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class OrderState:
-    """An order as Engage stores it; ``version_tag`` is None if the body carried none."""
-
-    order_id: str
-    version_tag: str | None
-    body: Any
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ActionResult:
-    """Engage accepted an action (202)."""
-
-    http_status: int
-    body: Any
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WriteConfirmation:
-    """What ``write_and_confirm`` learned: the job's end and, when it succeeded, the new tag."""
-
-    job: JobResult
-    write_status: int
-    version_tag: str | None
-    order_missing: bool
-    requests: int
-    engage_ms: float
-    attempts: int
+# The client's values are imported from here by the rest of the service; keep one import path.
+__all__ = [
+    "ActionResult",
+    "CallKind",
+    "EngageClient",
+    "EngageClientSettings",
+    "JobRef",
+    "JobResult",
+    "Meter",
+    "OpenGate",
+    "OrderState",
+    "RequestGate",
+    "RequestObserver",
+    "StepRunner",
+    "WriteConfirmation",
+    "open_engage_client",
+    "parse_retry_after",
+    "run_once",
+]
 
 
 class _ApiKeyAuth(httpx.Auth):
@@ -235,69 +98,6 @@ class _ApiKeyAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "_ApiKeyAuth(apikey='********')"
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds:  # NaN  # noqa: PLR0124
-        return None
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= _BODY_LIMIT else text[:_BODY_LIMIT] + "…"
-
-
-def _transport_error(method: str, path: str, exc: httpx.TransportError) -> EngageError:
-    """Classify a failure without an answer by whether the request can have reached Engage."""
-    what = f"{method} {path}: {type(exc).__name__}"
-    if isinstance(exc, _NOT_SENT):
-        return EngageRetriable(f"{what} (not sent)")
-    return EngageAmbiguous(f"{what} (may have reached Engage)")
-
-
-def _status_error(
-    method: str,
-    path: str,
-    response: httpx.Response,
-    *,
-    ambiguous: frozenset[int] = frozenset(),
-) -> EngageError:
-    """Classify an answer the caller did not expect as rejected, retriable or ambiguous."""
-    status = response.status_code
-    body = _short(response.text)
-    what = f"{method} {path} answered {status}"
-    reason = engage_wire.reason_text(engage_wire.decode_body(response.content))
-    if reason:
-        what = f"{what}: {_short(reason)}"
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status in ambiguous:
-        return EngageAmbiguous(what, status=status, body=body)
-    if status == 429 or status >= 500:
-        return EngageRetriable(what, status=status, body=body, retry_after=retry_after)
-    if 400 <= status < 500:
-        return EngageRejected(what, status=status, body=body)
-    # A redirect or informational answer where none is documented: not retriable, not Engage's no.
-    return EngageError(what, status=status, body=body)
-
-
-# A gateway answering 502/504 for an action cannot say whether Engage ran it before the gateway
-# gave up, and actions are not idempotent: those answers are ambiguous for actions. 500 and 503
-# are Engage's own refusals (e.g. a missing Content-Type is a 500), so they stay retriable.
-_ACTION_AMBIGUOUS: Final = frozenset({502, 504})
 
 
 class EngageClient:
@@ -395,7 +195,7 @@ class EngageClient:
                 answer = str(response.status_code)
             except httpx.TransportError as exc:
                 answer = type(exc).__name__
-                raise _transport_error(method, httpx.URL(url).path, exc) from exc
+                raise transport_error(method, httpx.URL(url).path, exc) from exc
             finally:
                 elapsed = time.perf_counter() - started
                 if meter is not None:
@@ -464,10 +264,10 @@ class EngageClient:
                     raise EngageError(
                         f"{method} {path} answered {status} without a job link",
                         status=status,
-                        body=_short(response.text),
+                        body=short(response.text),
                     )
                 return job
-            raise _status_error(method, path, response)
+            raise status_error(method, path, response)
 
     async def delete_order(
         self, order_id: str, *, deadline: float | None = None, meter: Meter | None = None
@@ -481,7 +281,7 @@ class EngageClient:
         if 200 <= status < 300:
             # (undocumented) a 2xx without a job link is taken as a delete done at once.
             return self._job_ref(response, "DELETE")
-        raise _status_error("DELETE", path, response)
+        raise status_error("DELETE", path, response)
 
     async def poll_job(
         self, job: JobRef, *, deadline: float, meter: Meter | None = None
@@ -545,7 +345,7 @@ class EngageClient:
             return OrderState(
                 order_id=order_id, version_tag=engage_wire.version_tag(body), body=body
             )
-        raise _status_error("GET", path, response)
+        raise status_error("GET", path, response)
 
     async def write_and_confirm(
         self,
@@ -637,7 +437,7 @@ class EngageClient:
                 http_status=response.status_code,
                 body=engage_wire.decode_body(response.content),
             )
-        raise _status_error("POST", path, response, ambiguous=_ACTION_AMBIGUOUS)
+        raise status_error("POST", path, response, ambiguous=ACTION_AMBIGUOUS)
 
 
 @asynccontextmanager
