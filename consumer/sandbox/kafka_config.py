@@ -79,8 +79,8 @@ class BrokerSettings:
     extra_listeners: tuple[ExtraListener, ...] = ()
     start_timeout: float = 120.0
     stop_timeout: float = 30.0
-    java: str | None = None
-    maven: str | None = None
+    java: str | Path | None = None
+    maven: str | Path | None = None
     cache_dir: Path | None = None
     env: Mapping[str, str] | None = None
 
