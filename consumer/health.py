@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import orjson
@@ -149,43 +149,54 @@ def group_state(consumer: AIOKafkaConsumer | None) -> GroupState:
     )
 
 
-class Probe:
-    """The service's side of the probes: the commit loop's heartbeat and the Kafka consumer.
+class ProbedService(Protocol):
+    """What the probes read from the running service (``consumer.runner.Service``)."""
 
-    The runner calls ``beat`` on every commit-loop iteration, sets ``consumer`` once it exists,
-    ``running`` once the loops run, and shares its ``stopping`` event.
-    """
+    @property
+    def stopping(self) -> anyio.Event:
+        """Set once a drain was asked for."""
+        ...
+
+    @property
+    def commit_loop_at(self) -> float | None:
+        """``time.monotonic()`` of the commit loop's latest iteration; None before it runs."""
+        ...
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The Kafka consumer, once made."""
+        ...
+
+
+class Probe:
+    """Turns the service's state into the two verdicts, at request time."""
 
     def __init__(
         self,
+        service: ProbedService,
         *,
         commit_interval: float,
-        stopping: anyio.Event,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.service = service
         self.limit = stale_after(commit_interval)
-        self.stopping = stopping
-        self.consumer: AIOKafkaConsumer | None = None
-        self.running = False
         self._clock = clock
-        self._beat = clock()
-
-    def beat(self) -> None:
-        """The commit loop went round once more."""
-        self._beat = self._clock()
 
     def liveness(self) -> Verdict:
         """/livez."""
+        beat = self.service.commit_loop_at
         return judge_liveness(
-            running=self.running,
-            draining=self.stopping.is_set(),
-            since_commit_loop=self._clock() - self._beat,
+            running=beat is not None,
+            draining=self.service.stopping.is_set(),
+            since_commit_loop=0.0 if beat is None else self._clock() - beat,
             limit=self.limit,
         )
 
     def readiness(self) -> Verdict:
         """/readyz."""
-        return judge_readiness(group_state(self.consumer), draining=self.stopping.is_set())
+        return judge_readiness(
+            group_state(self.service.consumer), draining=self.service.stopping.is_set()
+        )
 
 
 class HealthServer:

@@ -21,6 +21,7 @@ from consumer.errors import ConfigError
 from consumer.kafka_in import committed_state, make_consumer, subscribe
 from consumer.kafka_out import KafkaSink, make_producer
 from consumer.logs import configure_logging, get_logger
+from consumer.metrics import Metrics
 from consumer.offsets import OffsetTracker
 from consumer.orders import OrderBook
 from consumer.pipeline import Pipeline
@@ -61,6 +62,16 @@ class Service:
         self._durable_changed = anyio.Event()
         self._pipeline: Pipeline | None = None
         self.commits = 0
+        self.metrics = Metrics()
+        #: monotonic time of the commit loop's latest iteration (liveness); None before it runs
+        self.commit_loop_at: float | None = None
+        #: the port the health server bound (HTTP_PORT, or the chosen one for 0)
+        self.http_port: int | None = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The Kafka consumer once ``run`` made it (the readiness probe reads its group state)."""
+        return self._consumer
 
     def count(self, name: str) -> int:
         """A pipeline counter (``finished``, ``outcomes``, ``invalid``, …); 0 before start."""
@@ -77,7 +88,8 @@ class Service:
         if self._consumer is None or self._pipeline is None or not assigned:
             return
         committed = await committed_state(self._consumer, assigned)
-        for tp, (_offset, finished, intents) in committed.items():
+        for tp, (offset, finished, intents) in committed.items():
+            self.metrics.offset_known(tp, offset)
             if finished:
                 self._pipeline.skip[tp] = finished
                 log.info("skipping finished offsets", partition=tp, count=len(finished))
@@ -93,6 +105,7 @@ class Service:
         """Finish what is in flight for the revoked partitions (bounded), commit, forget them."""
         log.info("partitions revoked", partitions=sorted(revoked))
         self.assigned -= revoked
+        self.metrics.forget(revoked)
         # Wake intent waiters of the revoked partitions: they must not send.
         changed, self._durable_changed = self._durable_changed, anyio.Event()
         changed.set()
@@ -166,6 +179,7 @@ class Service:
                 log.warning("commit failed; will retry", error=repr(exc))
                 return False
             self.tracker.mark_committed(positions)
+            self.metrics.offsets_committed(positions)
             self.commits += 1
             return True
 
@@ -190,6 +204,7 @@ class Service:
 
     async def _commit_loop(self) -> None:
         while True:
+            self.commit_loop_at = time.monotonic()
             await anyio.sleep(self.settings.commit_interval_seconds)
             await self.commit_now()
 
@@ -199,7 +214,20 @@ class Service:
             pipeline.tick()
 
     async def run(self, *, started: Callable[[], None] | None = None) -> None:
-        """Run until ``stopping`` is set, then drain, commit and close."""
+        """Run until ``stopping`` is set, then drain, commit and close.
+
+        The health server answers from before the consumer joins the group until after Kafka
+        is closed, so the probes see the whole life, drain included.
+        """
+        from consumer.health import Probe, open_health_server  # noqa: PLC0415
+
+        probe = Probe(self, commit_interval=self.settings.commit_interval_seconds)
+        async with open_health_server(probe, self.metrics, port=self.settings.http_port) as http:
+            self.http_port = http.port
+            log.info("health server listening", port=http.port)
+            await self._run(started)
+
+    async def _run(self, started: Callable[[], None] | None) -> None:
         from consumer.dispatch import DispatchSettings, open_dispatcher  # noqa: PLC0415
         from consumer.engage import EngageClientSettings  # noqa: PLC0415
 
@@ -213,6 +241,7 @@ class Service:
                 open_dispatcher(
                     EngageClientSettings.from_settings(settings),
                     DispatchSettings.from_settings(settings),
+                    metrics=self.metrics,
                 ) as dispatcher,
                 anyio.create_task_group() as work,
             ):
@@ -224,8 +253,12 @@ class Service:
                     tracker=self.tracker,
                     task_group=work,
                     intents=self if settings.action_intents else None,
+                    metrics=self.metrics,
                 )
                 self._pipeline = pipeline
+                self.metrics.watch(
+                    book=self.book, pipeline=pipeline, gate=dispatcher.gate, consumer=consumer
+                )
                 # In the work group, not the loops group: actions still running during the
                 # drain need their intents committed.
                 work.start_soon(self._intent_loop)
