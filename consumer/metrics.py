@@ -27,6 +27,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -52,6 +53,11 @@ LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 ENDPOINTS: Final = ("orders_write", "orders_delete", "job_poll", "order_read", "action")
 
 TP = tuple[str, int]
+
+# Every counter would otherwise carry a *_created series too: twice the series for a timestamp
+# that the process_start_time_seconds series already tells. (A process-wide switch in
+# prometheus_client; this module is the only user of it in the service.)
+disable_created_metrics()
 
 
 # -- what the scrape-time collector reads ---------------------------------------------------

@@ -1,0 +1,372 @@
+"""Tests for the metrics registry: counters, scrape-time gauges, labels, and the retry counter."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+from aiokafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumer.errors import EngageAmbiguous, EngageError, EngageRejected, EngageRetriable
+from consumer.metrics import (
+    ENDPOINTS,
+    PREFIX,
+    CountingRetrier,
+    Metrics,
+    endpoint_of,
+    retry_reason,
+)
+from consumer.retry import RetryPolicy
+
+
+@dataclass
+class FakeBook:
+    tracked_n: int = 0
+    busy_n: int = 0
+    gated_n: int = 0
+    age: float = 0.0
+
+    def tracked(self) -> int:
+        return self.tracked_n
+
+    def busy(self) -> int:
+        return self.busy_n
+
+    def oldest_gated_age(self) -> float:
+        return self.age
+
+    def gated(self) -> int:
+        return self.gated_n
+
+
+@dataclass
+class FakePipeline:
+    progress: int = 0
+    writes: int = 0
+
+    def in_progress(self) -> int:
+        return self.progress
+
+    def publishing(self) -> int:
+        return self.writes
+
+
+@dataclass
+class FakeBudget:
+    rate: float = 50.0
+    throttle_count: int = 0
+
+
+@dataclass
+class FakeGate:
+    in_flight: int = 0
+    polls_in_flight: int = 0
+    budget: FakeBudget = field(default_factory=FakeBudget)
+
+
+@dataclass
+class FakeConsumer:
+    assigned: set[TopicPartition] = field(default_factory=set)
+    paused_tps: set[TopicPartition] = field(default_factory=set)
+    marks: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_tps)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        assert partition in self.assigned, "aiokafka asserts the partition is assigned"
+        return self.marks.get(partition)
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(PREFIX + name, labels)
+
+
+def test_counters_count_by_their_labels() -> None:
+    """Hot-path calls land in the right series with the right labels."""
+    m = Metrics(process=False)
+    m.event_consumed("orders", "order.upserted")
+    m.event_consumed("orders", "order.upserted")
+    m.event_consumed("orders", "invalid")
+    m.outcome("accepted", "upsert")
+    m.outcome("invalid", None)
+    m.dead_letter("schema")
+    m.retried("throttled")
+    assert [
+        value(m, "events_consumed_total", topic="orders", type="order.upserted"),
+        value(m, "events_consumed_total", topic="orders", type="invalid"),
+        value(m, "outcomes_total", status="accepted", operation="upsert"),
+        value(m, "outcomes_total", status="invalid", operation="none"),
+        value(m, "dead_lettered_total", reason="schema"),
+        value(m, "retries_total", reason="throttled"),
+    ] == [2.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_request_done_counts_and_times_by_endpoint() -> None:
+    """A request is counted by endpoint and status and observed in that endpoint's histogram."""
+    m = Metrics(process=False)
+    m.request_done(
+        method="POST", kind="call", url="/api/v3/orders/A-1/action", status="202", seconds=0.007
+    )
+    m.request_done(
+        method="GET", kind="poll", url="http://x/api/v3/orders/jobs/j", status="302", seconds=0.2
+    )
+    m.request_done(
+        method="PUT", kind="call", url="/api/v3/orders/A-1", status="ReadTimeout", seconds=30.5
+    )
+    assert value(m, "engage_requests_total", endpoint="action", status="202") == 1.0
+    assert value(m, "engage_requests_total", endpoint="job_poll", status="302") == 1.0
+    assert value(m, "engage_requests_total", endpoint="orders_write", status="ReadTimeout") == 1.0
+    hist = "engage_request_duration_seconds_bucket"
+    assert value(m, hist, endpoint="action", le="0.005") == 0.0
+    assert value(m, hist, endpoint="action", le="0.01") == 1.0
+    assert value(m, hist, endpoint="orders_write", le="30.0") == 0.0
+    assert value(m, hist, endpoint="orders_write", le="+Inf") == 1.0
+    assert value(m, "engage_request_duration_seconds_sum", endpoint="job_poll") == pytest.approx(
+        0.2
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "kind", "url", "endpoint"),
+    [
+        ("POST", "call", "/api/v3/orders", "orders_write"),
+        ("PUT", "call", "/api/v3/orders/A%2Faction", "orders_write"),
+        ("DELETE", "call", "/api/v3/orders/A-1", "orders_delete"),
+        ("GET", "poll", "https://t.voyado.com/api/v3/orders/jobs/1", "job_poll"),
+        ("GET", "call", "/api/v3/orders/A-1", "order_read"),
+        ("POST", "call", "/api/v3/orders/A-1/action", "action"),
+    ],
+)
+def test_endpoint_of_names_every_call(method: str, kind: str, url: str, endpoint: str) -> None:
+    """Each request the client sends maps to one of the five endpoint labels."""
+    assert endpoint_of(method=method, kind=kind, url=url) == endpoint
+    assert endpoint in ENDPOINTS
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (EngageRetriable("x", status=429), "throttled"),
+        (EngageRetriable("x", status=503), "server_error"),
+        (EngageRetriable("x (not sent)"), "not_sent"),
+        (EngageAmbiguous("x"), "ambiguous"),
+        (EngageAmbiguous("x", status=504), "ambiguous"),
+        (EngageRejected("x", status=409), "other"),
+    ],
+)
+def test_retry_reason_is_a_short_bounded_word(exc: EngageError, reason: str) -> None:
+    """Failures are grouped into a few reasons, never their free text."""
+    assert retry_reason(exc) == reason
+
+
+async def test_counting_retrier_counts_retries_not_the_give_up() -> None:
+    """Two failures then success: two retries; a last failure that is not retried is not counted."""
+    seen: list[str] = []
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    retrier = CountingRetrier(
+        RetryPolicy(base=0.01, cap=0.01, max_attempts=3),
+        on_retry=seen.append,
+        deadline=1e9,
+        retry_ambiguous=False,
+        rng=random.Random(1),
+        clock=lambda: 0.0,
+        sleep=sleep,
+    )
+    errors: list[Exception] = [EngageRetriable("a", status=429), EngageRetriable("b", status=500)]
+
+    async def flaky() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    assert await retrier(flaky) == "ok"
+    assert seen == ["throttled", "server_error"]
+    assert len(sleeps) == 2
+
+    async def ambiguous() -> str:
+        raise EngageAmbiguous("timeout after sending")
+
+    with pytest.raises(EngageAmbiguous):
+        await retrier(ambiguous)
+    assert seen == ["throttled", "server_error"]
+    assert retrier.attempts == 4
+
+
+async def test_counting_retrier_gives_up_like_a_retrier() -> None:
+    """After max_attempts the last error is raised and gave_up says why; only real retries count."""
+    seen: list[str] = []
+
+    async def sleep(_seconds: float) -> None:
+        return None
+
+    retrier = CountingRetrier(
+        RetryPolicy(base=0.01, cap=0.01, max_attempts=2),
+        on_retry=seen.append,
+        deadline=1e9,
+        retry_ambiguous=True,
+        clock=lambda: 0.0,
+        sleep=sleep,
+    )
+
+    async def down() -> None:
+        raise EngageRetriable("down", status=503)
+
+    with pytest.raises(EngageRetriable):
+        await retrier(down)
+    assert (seen, retrier.gave_up) == (["server_error"], "attempts")
+
+
+def test_state_is_read_at_scrape_time() -> None:
+    """Gauges show what the watched objects say now, not what they said earlier."""
+    m = Metrics(process=False)
+    book = FakeBook(tracked_n=5, busy_n=2, gated_n=1, age=3.5)
+    pipeline = FakePipeline(progress=7, writes=3)
+    gate = FakeGate(in_flight=4, polls_in_flight=6, budget=FakeBudget(rate=25.0, throttle_count=2))
+    m.watch(book=book, pipeline=pipeline, gate=gate)
+    names = [
+        "tracked_orders",
+        "busy_orders",
+        "gated_actions",
+        "oldest_gated_action_age_seconds",
+        "events_in_progress",
+        "outcomes_publishing",
+        "engage_calls_in_flight",
+        "engage_polls_in_flight",
+        "rate_budget_requests_per_second",
+        "engage_throttled_total",
+    ]
+    assert [value(m, n) for n in names] == [5, 2, 1, 3.5, 7, 3, 4, 6, 25.0, 2]
+    book.busy_n, pipeline.progress, gate.in_flight, gate.budget.rate = 0, 0, 0, 12.5
+    assert [
+        value(m, n) for n in ("busy_orders", "events_in_progress", "engage_calls_in_flight")
+    ] == [0, 0, 0]
+    assert value(m, "rate_budget_requests_per_second") == 12.5
+
+
+def test_partition_offsets_and_lag() -> None:
+    """Lag is high watermark minus committed; a partition without both has no lag sample."""
+    m = Metrics(process=False)
+    t0, t1, t2 = (TopicPartition("in", n) for n in range(3))
+    consumer = FakeConsumer(assigned={t0, t1, t2}, paused_tps={t1}, marks={t0: 100, t1: 40})
+    m.watch(consumer=consumer)
+    m.offset_known(("in", 0), 90)
+    m.offset_known(("in", 2), None)  # never committed by this group
+    m.offsets_committed({("in", 1): (40, "ec1:")})
+    assert value(m, "assigned_partitions") == 3
+    assert value(m, "paused_partitions") == 1
+    assert [value(m, "lag", topic="in", partition=str(n)) for n in range(3)] == [10, 0, None]
+    assert [value(m, "committed_offset", topic="in", partition=str(n)) for n in range(3)] == [
+        90,
+        40,
+        None,
+    ]
+    assert value(m, "high_watermark", topic="in", partition="0") == 100
+    assert value(m, "commits_total") == 1
+    m.offsets_committed({("in", 0): (100, "ec1:")})
+    assert value(m, "lag", topic="in", partition="0") == 0
+
+
+def test_revoked_partitions_leave_no_series() -> None:
+    """After a revoke, the partition's offset series disappear instead of going stale."""
+    m = Metrics(process=False)
+    t0, t1 = TopicPartition("in", 0), TopicPartition("in", 1)
+    consumer = FakeConsumer(assigned={t0, t1}, marks={t0: 5, t1: 5})
+    m.watch(consumer=consumer)
+    m.offsets_committed({("in", 0): (5, ""), ("in", 1): (3, "")})
+    consumer.assigned = {t0}
+    m.forget([("in", 1)])
+    assert m.committed == {("in", 0): 5}
+    assert value(m, "lag", topic="in", partition="1") is None
+    assert value(m, "committed_offset", topic="in", partition="1") is None
+    assert value(m, "lag", topic="in", partition="0") == 0
+
+
+def test_unwatched_state_is_simply_absent() -> None:
+    """Before the service runs, only the counters exist; scraping does not fail."""
+    m = Metrics(process=False)
+    text = m.render().decode()
+    assert "engage_consumer_events_consumed" in text
+    assert "engage_consumer_tracked_orders" not in text
+    assert "engage_consumer_lag" not in text
+
+
+def test_gated_count_falls_back_to_the_books_parked_lists() -> None:
+    """A book without gated() still reports its parked actions."""
+
+    @dataclass
+    class Order:
+        parked: list[object]
+
+    class OldBook(FakeBook):
+        gated = None  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._busy = {"A": Order(parked=[1, 2]), "B": Order(parked=[]), "C": Order([3])}
+
+    m = Metrics(process=False)
+    m.watch(book=OldBook())
+    assert value(m, "gated_actions") == 3
+
+
+def test_two_services_in_one_process_do_not_collide() -> None:
+    """Each Metrics has its own registry: same names, separate values."""
+    a, b = Metrics(), Metrics()
+    a.event_consumed("t", "order.action")
+    assert value(a, "events_consumed_total", topic="t", type="order.action") == 1
+    assert value(b, "events_consumed_total", topic="t", type="order.action") is None
+
+
+def test_exposition_parses_and_every_own_name_has_the_prefix() -> None:
+    """The rendered text is valid Prometheus exposition; our families all start with the prefix."""
+    m = Metrics()
+    m.watch(
+        book=FakeBook(),
+        pipeline=FakePipeline(),
+        gate=FakeGate(),
+        consumer=FakeConsumer(
+            assigned={TopicPartition("in", 0)}, marks={TopicPartition("in", 0): 1}
+        ),
+    )
+    m.offset_known(("in", 0), 1)
+    m.event_consumed("in", "order.upserted")
+    families = {f.name for f in text_string_to_metric_families(m.render().decode())}
+    own = {n for n in families if not n.startswith(("process_", "python_"))}
+    assert own == {
+        PREFIX + n
+        for n in (
+            "events_consumed",
+            "outcomes",
+            "engage_requests",
+            "engage_request_duration_seconds",
+            "retries",
+            "dead_lettered",
+            "commits",
+            "engage_calls_in_flight",
+            "engage_polls_in_flight",
+            "rate_budget_requests_per_second",
+            "engage_throttled",
+            "tracked_orders",
+            "busy_orders",
+            "gated_actions",
+            "oldest_gated_action_age_seconds",
+            "events_in_progress",
+            "outcomes_publishing",
+            "assigned_partitions",
+            "paused_partitions",
+            "committed_offset",
+            "high_watermark",
+            "lag",
+        )
+    }
+    assert "process_resident_memory_bytes" in families
