@@ -82,7 +82,7 @@ class DispatchSettings:
 class DispatchResult:
     """How one operation ended, in the terms of an outcome.
 
-    ``reason`` is a short code (``job_failed``, ``job_timeout``, ``deadline``,
+    ``reason`` is a short code (``job_failed``, ``job_lost``, ``job_timeout``, ``deadline``,
     ``retries_exhausted``, ``ambiguous``, ``stale_tag_or_unknown_order``, ``no_contact``,
     ``bad_request``, ``not_found``, ``conflict``, ``no_version_tag``, ``unexpected_answer``);
     ``detail`` is the human text, usually Engage's own words. ``tag_uncertain`` says the order's
@@ -257,11 +257,13 @@ class Dispatcher:
         }
         job = done.job
         if job.state == "failed":
+            lost = _job_lost(job)
             return DispatchResult(
                 status="failed",
                 http_status=job.http_status,
-                reason="job_failed",
+                reason="job_lost" if lost else "job_failed",
                 detail=job.reason,
+                tag_uncertain=lost,
                 **base,
             )
         if job.state == "timed_out":
@@ -318,7 +320,7 @@ class Dispatcher:
             http_status=polled.http_status if polled.state == "failed" else job.http_status,
             reason=reason[polled.state],
             detail=polled.reason if status == "failed" else None,
-            tag_uncertain=polled.state == "timed_out",
+            tag_uncertain=polled.state == "timed_out" or _job_lost(polled),
             engage_ms=meter.engage_ms,
             requests=meter.requests,
             **base,
@@ -429,6 +431,14 @@ class Dispatcher:
         return DispatchResult(
             status="accepted", http_status=200, version_tag=state.version_tag, **base
         )
+
+
+def _job_lost(job: JobResult) -> bool:
+    """A poll answered 404: Engage forgot the job (or never had it), not that it failed.
+
+    The write may well have been applied, so its outcome is failed but the tag is in doubt.
+    """
+    return job.state == "failed" and job.http_status == 404
 
 
 def _with_doubt(result: DispatchResult) -> DispatchResult:

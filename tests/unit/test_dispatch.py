@@ -477,3 +477,19 @@ async def test_past_deadline_fails_without_sending() -> None:
     finally:
         await dispatcher.client.aclose()
     assert (result.status, result.reason, result.requests) == ("failed", "deadline", 0)
+
+
+async def test_job_unknown_to_engage_is_lost_not_failed() -> None:
+    """A poll answering 404 means Engage forgot the job: failed, but the tag is in doubt."""
+    transport = ScriptedEngage(
+        [
+            ("PUT", "/api/v3/orders/o-1", accepted_job()),
+            ("GET", "/api/v3/orders/jobs/j1", json_answer(404, {"message": "job unknown"})),
+        ]
+    )
+    dispatcher = make_dispatcher(transport)
+    try:
+        result = await dispatcher.write("o-1", {"orderId": "o-1"}, exists=True, deadline=soon())
+    finally:
+        await dispatcher.client.aclose()
+    assert (result.status, result.reason, result.tag_uncertain) == ("failed", "job_lost", True)
