@@ -1,0 +1,115 @@
+"""PNG plots of a benchmark run (matplotlib, Agg backend), each titled with its parameters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import matplotlib as mpl
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench.bounds import littles_bound  # noqa: E402
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_NAMES = {
+    "ours": "engage-consumer",
+    "ours-aiohttp": "engage-consumer (httpx on aiohttp)",
+    "parallel": "Parallel Consumer (Java, KEY)",
+    "faststream": "FastStream concurrent",
+    "naive": "naive baseline",
+}
+
+
+def plot_throughput(data: dict[str, Any], out_dir: Path) -> Path | None:
+    """Action-only throughput against the in-flight bound, with Little's bound."""
+    plan = data["plan"]
+    runs = [r for r in data["runs"] if r["label"].startswith("actions-")]
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    levels = sorted({r["params"]["in_flight"] for r in runs})
+    ax.plot(
+        levels,
+        [littles_bound(level, plan["latency"]) for level in levels],
+        "k--",
+        label="Little's bound (in-flight / mean latency)",
+    )
+    for contender in ("ours", "ours-aiohttp", "parallel", "faststream"):
+        mine = sorted(
+            (r["params"]["in_flight"], r["actions_per_s"])
+            for r in runs
+            if r["contender"] == contender
+        )
+        if mine:
+            ax.plot(*zip(*mine, strict=True), "o-", label=_NAMES[contender])
+    ax.set_xlabel("in-flight bound (concurrent Engage requests)")
+    ax.set_ylabel("actions accepted by Engage per second")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(levels, [str(level) for level in levels])
+    ax.grid(visible=True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(
+        f"action-only: {plan['actions']:,} actions over {plan['action_keys']:,} keys, "
+        f"{plan['partitions']} partitions\nsimulator latency {plan['latency']}, "
+        "contender on 1 core, simulator on the other",
+        fontsize=9,
+    )
+    path = out_dir / "throughput_vs_in_flight.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_latency(data: dict[str, Any], out_dir: Path) -> Path | None:
+    """Event → outcome latency percentiles per run, and what our consumer added."""
+    runs = [r for r in data["runs"] if not r["label"].startswith("profile-")]
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 1]})
+    labels = [r["label"] for r in runs]
+    xs = range(len(runs))
+    width = 0.27
+    for offset, q in enumerate(("p50", "p95", "p99")):
+        values = [r["e2e_ms"][q] or 0 for r in runs]
+        axes[0].bar([x + (offset - 1) * width for x in xs], values, width, label=q)
+    axes[0].set_yscale("log")
+    axes[0].set_xticks(list(xs), labels, rotation=60, ha="right", fontsize=7)
+    axes[0].set_ylabel("event produced → outcome produced, ms (log)")
+    axes[0].legend()
+    axes[0].set_title(
+        "end-to-end latency (Kafka timestamps); every run but paced-ours is a backlog\n"
+        "produced at once, so its latency is mostly queueing",
+        fontsize=9,
+    )
+    paced = [r for r in runs if r["label"] == "paced-ours"]
+    if paced:
+        run = paced[0]
+        qs = ("p50", "p95", "p99")
+        e2e = [run["e2e_ms"][q] or 0 for q in qs]
+        total = [run["action_latency_ms"][q] or 0 for q in qs]
+        added = [run["action_added_ms"][q] or 0 for q in qs]
+        axes[1].bar([x - 0.27 for x in range(3)], e2e, 0.27, label="end to end (Kafka)")
+        axes[1].bar(list(range(3)), total, 0.27, label="intake → outcome")
+        axes[1].bar([x + 0.27 for x in range(3)], added, 0.27, label="consumer-added")
+        axes[1].axhline(10, color="red", linestyle=":", label="target 10 ms")
+        axes[1].set_xticks(range(3), qs)
+        axes[1].set_ylabel("ms")
+        axes[1].legend(fontsize=8)
+        axes[1].set_title(
+            f"ours paced at {run['params']['produce_rate']:,.0f} actions/s\n"
+            f"(half of {run.get('saturation_events_per_s', 0):,.0f}), in-flight "
+            f"{run['params']['in_flight']}, latency {run['params']['latency']}",
+            fontsize=9,
+        )
+    else:
+        axes[1].axis("off")
+    path = out_dir / "latency_percentiles.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
