@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -59,7 +59,7 @@ class GroupState:
     member: bool = False
     rejoining: bool = False
     assigned: tuple[TP, ...] = ()
-    paused: tuple[TP, ...] = field(default=())
+    paused: tuple[TP, ...] = ()
 
 
 def stale_after(commit_interval: float) -> float:

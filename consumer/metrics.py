@@ -57,7 +57,7 @@ TP = tuple[str, int]
 # Every counter would otherwise carry a *_created series too: twice the series for a timestamp
 # that the process_start_time_seconds series already tells. (A process-wide switch in
 # prometheus_client; this module is the only user of it in the service.)
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 # -- what the scrape-time collector reads ---------------------------------------------------
