@@ -192,7 +192,7 @@ def test_service_monitor_scrapes_the_metrics_port(render: Render) -> None:
                 "scrapeTimeout": "5s",
                 "honorLabels": False,
                 "metricRelabelings": [
-                    {"action": "drop", "regex": "python_gc_.*", "sourceLabels": ["__name__"]}
+                    {"action": "drop", "regex": "process_.*", "sourceLabels": ["__name__"]}
                 ],
             }
         ],
