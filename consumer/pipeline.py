@@ -13,7 +13,9 @@ needs no lock.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -170,6 +172,11 @@ class Pipeline:
         self.counts: dict[str, int] = {}
         #: Engage calls running, per partition of the event they serve (None: a tag read)
         self.calls: dict[TP | None, int] = {}
+        #: calls the book asked for, waiting for one of ``max_calls`` places
+        self.ready: deque[SendWrite | SendAction | FetchTag] = deque()
+        self.running = 0
+        # Writes spend most of their time polling their job, which has its own bound.
+        self.max_calls = settings.engage_max_in_flight + settings.engage_max_polls_in_flight
         #: sends the book asked for while their partition was held (see ``hold``)
         self.held: list[SendWrite | SendAction | FetchTag] = []
         self.holding: set[TP] = set()
@@ -264,7 +271,12 @@ class Pipeline:
 
     def _operations(self, pending: Pending) -> list[Write | Action]:
         data = pending.event.data
-        deadline = pending.deadline
+        # Only a revision-gated action waits for something outside this consumer (a write that
+        # may never come), so only it expires while queued. Every other op waits behind calls
+        # of its own order that have deadlines of their own: failing it for time spent in our
+        # queues would turn a backlog (catching up after an outage) into failures.
+        gated_deadline = pending.deadline
+        deadline = math.inf
         if isinstance(data, Upsert):
             pending.operation = "upsert"
             pending.revision = data.revision
@@ -285,7 +297,8 @@ class Pipeline:
                 language=data.language,
                 data=data.data,
             )
-            return [Action(token=ref, min_revision=data.min_revision, deadline=deadline)]
+            action_deadline = deadline if data.min_revision is None else gated_deadline
+            return [Action(token=ref, min_revision=data.min_revision, deadline=action_deadline)]
         assert isinstance(data, Lifecycle)
         pending.action = data.action
         pending.revision = data.revision
@@ -298,7 +311,8 @@ class Pipeline:
         )
         if data.order is None:
             # No snapshot: the action waits for the write that carried this revision, if any.
-            return [Action(token=action, min_revision=data.revision, deadline=deadline)]
+            gated = deadline if data.revision is None else gated_deadline
+            return [Action(token=action, min_revision=data.revision, deadline=gated)]
         write = OpRef(pending=pending, role="write", body=data.order)
         return [
             Write(token=write, kind="upsert", revision=data.revision, deadline=deadline),
@@ -318,9 +332,27 @@ class Pipeline:
                 self._start(effect)
 
     def _start(self, effect: SendWrite | SendAction | FetchTag) -> None:
-        tp = _tp_of(effect)
-        self.calls[tp] = self.calls.get(tp, 0) + 1
-        self.tasks.start_soon(self._run_call, effect, tp)
+        self.ready.append(effect)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Start ready calls while fewer than ``max_calls`` run.
+
+        Calls wait here, not inside the dispatcher: a call's deadline starts when it starts,
+        and a backlog costs a deque entry per call instead of a task blocked on a limiter.
+        """
+        while self.ready and self.running < self.max_calls:
+            effect = self.ready.popleft()
+            if self._is_held(effect):
+                self.held.append(effect)
+                continue
+            tp = _tp_of(effect)
+            self.running += 1
+            self.calls[tp] = self.calls.get(tp, 0) + 1
+            self.tasks.start_soon(self._run_call, effect, tp)
+
+    def _call_deadline(self) -> float:
+        return self.clock() + self.settings.event_deadline_seconds
 
     async def _run_call(self, effect: SendWrite | SendAction | FetchTag, tp: TP | None) -> None:
         try:
@@ -332,6 +364,8 @@ class Pipeline:
                 await self._run_fetch(effect)
         finally:
             self.calls[tp] -= 1
+            self.running -= 1
+            self._pump()
 
     def _is_held(self, effect: SendWrite | SendAction | FetchTag) -> bool:
         if self.holding_all:
@@ -350,6 +384,9 @@ class Pipeline:
             self.holding_all = True
         else:
             self.holding |= tps
+        waiting, self.ready = self.ready, deque()
+        for effect in waiting:
+            (self.held if self._is_held(effect) else self.ready).append(effect)
 
     def calls_running(self, tps: Iterable[TP] | None = None) -> int:
         """Engage calls running now (on ``tps``, or everywhere)."""
@@ -364,7 +401,7 @@ class Pipeline:
     async def _run_write(self, effect: SendWrite) -> None:
         op = effect.op
         ref: OpRef = op.token  # type: ignore[assignment]
-        deadline = ref.pending.deadline
+        deadline = self._call_deadline()
         if op.kind == "delete":
             result = await self.engage.delete(effect.order_id, deadline=deadline)
         else:
@@ -408,7 +445,7 @@ class Pipeline:
             version_tag=effect.tag,
             language=ref.language,
             data=dict(ref.data) if ref.data is not None else None,
-            deadline=ref.pending.deadline,
+            deadline=self._call_deadline(),
         )
         ref.result = result
         stale = result.status == "rejected" and result.http_status == 404
@@ -423,8 +460,7 @@ class Pipeline:
         )
 
     async def _run_fetch(self, effect: FetchTag) -> None:
-        deadline = self.clock() + self.settings.event_deadline_seconds
-        result = await self.engage.read_tag(effect.order_id, deadline=deadline)
+        result = await self.engage.read_tag(effect.order_id, deadline=self._call_deadline())
         if result.status == "accepted":
             effects = self.book.tag_learned(effect.order_id, result.version_tag)
         elif result.status == "rejected" and result.http_status == 404:

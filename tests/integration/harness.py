@@ -227,3 +227,43 @@ class ConsumerProcess:
             self.proc.wait()
         if not self._log.closed:
             self._log.close()
+
+
+async def committed_lag(broker: KafkaBroker, group: str, topic: str) -> int:
+    """How many records of ``topic`` the group has not committed yet (all partitions)."""
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+    from aiokafka.structs import TopicPartition  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        committed = await _group_offsets(admin, group, tps)
+    finally:
+        await admin.close()
+    reader = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+    await reader.start()
+    try:
+        # Assigned, so that stop() finds a subscription (aiokafka's group-less consumer
+        # otherwise leaks a CancelledError from its reset task on stop).
+        reader.assign(tps)
+        ends = await reader.end_offsets(tps)
+    finally:
+        await reader.stop()
+    return sum(ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps)
+
+
+async def _group_offsets(admin: Any, group: str, tps: list[Any]) -> dict[Any, Any]:
+    """The group's committed offsets, waiting out a coordinator that is still being elected."""
+    from aiokafka.errors import GroupCoordinatorNotAvailableError  # noqa: PLC0415
+
+    for _ in range(50):
+        try:
+            result: dict[Any, Any] = await admin.list_consumer_group_offsets(group, partitions=tps)
+        except GroupCoordinatorNotAvailableError:
+            await anyio.sleep(0.2)
+        else:
+            return result
+    raise AssertionError(f"no group coordinator for {group} after 10 s")
