@@ -56,7 +56,7 @@ def build(args: argparse.Namespace) -> FastStream:
             future.set_result(answer.json()["versionTag"])
         return await future
 
-    @broker.subscriber(
+    @broker.subscriber(  # type: ignore[untyped-decorator]  # FastStream's overloads are untyped
         args.topic,
         group_id=args.group,
         ack_policy=AckPolicy.MANUAL,

@@ -3,7 +3,7 @@
 Throughput windows run from the moment the harness starts producing (the contender already
 joined its group and sits idle) to the last outcome's ``finishedAt``: start-up is outside, every
 record's consumption inside. Latency comes from each outcome's ``timings``: ``totalMs`` (record
-received → outcome ready) and ``engageMs`` (time inside Engage calls); total − engage is what
+received → outcome ready) and ``engageMs`` (time inside Engage calls); total - engage is what
 the consumer itself added (queueing for a slot or a token, gating, job-poll gaps, its own CPU).
 """
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def parse_time(text: str) -> float:
     """An RFC 3339 / ISO 8601 timestamp as POSIX seconds."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(text).timestamp()
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -62,7 +62,7 @@ def ensure_parallel_consumer(version: str = PC_VERSION) -> Path:
             "dependency:copy-dependencies",
             f"-DoutputDirectory={partial}",
         ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)  # noqa: S603
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(
                 f"mvn could not resolve parallel-consumer-core {version}:\n"

@@ -21,7 +21,7 @@ class Plan:
     #: Simulator latency added to every Engage request (a delay distribution, see Delay.parse).
     latency: str = "fixed:0.02"
     # Lifecycle workload (our consumer against the naive baseline).
-    lifecycle_orders: int = 1500
+    lifecycle_orders: int = 1000
     naive_orders: int = 60
     lifecycle_job_delay: str = "uniform:0.1,2"
     lifecycle_in_flight: int = 64
@@ -32,7 +32,7 @@ class Plan:
     naive_poll_interval: float = 0.5
     # Action-only workload (raw dispatch against Parallel Consumer and FastStream).
     action_keys: int = 1000
-    actions: int = 20000
+    actions: int = 8000
     action_job_delay: str = "fixed:0.01"
     #: In-flight bounds of the sweep; at 20 ms latency Little's law gives 50 x bound per second.
     in_flight_levels: tuple[int, ...] = (8, 16, 20, 40, 100)

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 import matplotlib as mpl
 
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bench.bounds import littles_bound  # noqa: E402
+from bench.bounds import littles_bound
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -42,6 +42,33 @@ def pin(pid: int, cpus: Collection[int]) -> bool:
     return True
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the process's threads were runnable but waiting for a CPU (schedstat, Linux).
+
+    On a shared machine this is the CPU the contender wanted and did not get: a run whose
+    wait is a large share of its window was limited by other processes, not by itself.
+    """
+    total = 0
+    for path in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(path.read_text().split()[1])
+    return total / 1e9
+
+
+def core_busy(before: list[Any], after: list[Any], cpus: Collection[int]) -> float | None:
+    """Busy share of ``cpus`` between two ``psutil.cpu_times(percpu=True)`` readings."""
+    busy = idle = 0.0
+    for cpu in cpus:
+        if cpu >= len(before) or cpu >= len(after):
+            return None
+        spent = {f: getattr(after[cpu], f) - getattr(before[cpu], f) for f in after[cpu]._fields}
+        idle += spent.get("idle", 0.0) + spent.get("iowait", 0.0)
+        busy += sum(
+            v for k, v in spent.items() if k not in {"idle", "iowait", "guest", "guest_nice"}
+        )
+    return busy / (busy + idle) if busy + idle > 0 else None
+
+
 def peak_rss_bytes(pid: int) -> int | None:
     """The kernel's high-water mark of the process's resident set (VmHWM), in bytes."""
     with contextlib.suppress(OSError):
@@ -58,6 +85,10 @@ class Usage:
     cpu_seconds: float
     wall_seconds: float
     peak_rss_bytes: int | None
+    #: Seconds the contender was runnable but waited for a CPU (see ``runqueue_wait_seconds``).
+    runqueue_wait_seconds: float = 0.0
+    #: Busy share of the contender's core, by anyone (this process, the broker, other jobs).
+    core_busy: float | None = None
 
     @property
     def cores(self) -> float:
@@ -80,7 +111,7 @@ class MeasuredProcess:
         self.argv = list(argv)
         self.log_path = log_path
         self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own argv
+        self.proc = subprocess.Popen(
             self.argv,
             env={**os.environ, **env},
             stdout=self._log,
@@ -92,6 +123,8 @@ class MeasuredProcess:
         self.pinned = pin(self.proc.pid, cpus) if cpus is not None else False
         self._ps = psutil.Process(self.proc.pid)
         self._mark: tuple[float, float] | None = None
+        self._mark_wait = 0.0
+        self._mark_cpus: list[Any] = []
 
     @property
     def pid(self) -> int:
@@ -110,6 +143,8 @@ class MeasuredProcess:
     def mark(self) -> None:
         """Start a measurement window now."""
         self._mark = (self.cpu_seconds(), time.monotonic())
+        self._mark_wait = runqueue_wait_seconds(self.pid)
+        self._mark_cpus = psutil.cpu_times(percpu=True)
 
     def usage(self) -> Usage:
         """CPU and wall time since ``mark`` (or since start), and the peak RSS so far."""
@@ -119,6 +154,10 @@ class MeasuredProcess:
             cpu_seconds=self.cpu_seconds() - cpu0,
             wall_seconds=now - t0,
             peak_rss_bytes=peak_rss_bytes(self.pid),
+            runqueue_wait_seconds=runqueue_wait_seconds(self.pid) - self._mark_wait,
+            core_busy=core_busy(self._mark_cpus, psutil.cpu_times(percpu=True), CONTENDER_CPUS)
+            if self._mark_cpus
+            else None,
         )
 
     def log_tail(self, lines: int = 30) -> str:
@@ -133,7 +172,8 @@ class MeasuredProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + grace
-            while self.proc.poll() is None and time.monotonic() < deadline:
+            # A child's exit has no awaitable here (Popen, not asyncio): poll it.
+            while self.proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         if self.proc.poll() is None:
             self.proc.kill()
@@ -143,7 +183,7 @@ class MeasuredProcess:
 
 
 async def wait_group_ready(
-    bootstrap: str, group_id: str, *, members: int = 1, timeout: float = 60.0
+    bootstrap: str, group_id: str, *, members: int = 1, within: float = 60.0
 ) -> float:
     """Wait until the consumer group is Stable with ``members`` members; returns seconds waited.
 
@@ -157,7 +197,7 @@ async def wait_group_ready(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 try:
                     responses: list[Any] = await admin.describe_consumer_groups([group_id])

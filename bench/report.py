@@ -19,7 +19,7 @@ _CPU_SATURATED = 0.9
 
 def _fmt(value: Any, digits: int = 1) -> str:  # noqa: ANN401
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, bool):
         return "yes" if value else "NO"
     if isinstance(value, float):
@@ -69,7 +69,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             + (f"; broker raw consume {broker_rate:,.0f} records/s" if broker_rate else "")
         )
         add(
-            "lifecycle throughput ≥ 0.9 × min(Little, budget, capacity)",
+            "lifecycle throughput >= 0.9 x min(Little, budget, capacity)",
             f"{ours['requests_per_s']:,.0f} req/s ({ours['events_per_s']:,.0f} events/s)",
             ratio,
             None if saturated and ratio < 0.9 else ratio >= 0.9,
@@ -78,7 +78,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     if ours is not None and naive is not None:
         ratio = ours["events_per_s"] / naive["events_per_s"] if naive["events_per_s"] else 0.0
         add(
-            "≥ 20× naive (12 partitions, 20 ms latency)",
+            ">= 20x naive (12 partitions, 20 ms latency)",
             f"{ours['events_per_s']:,.1f} vs {naive['events_per_s']:,.2f} events/s",
             ratio,
             ratio >= 20,
@@ -87,30 +87,39 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     if ours is not None:
         rpa = ours["requests_per_action"]
         naive_rpa = naive["requests_per_action"] if naive else None
+        floor = data.get("lifecycle_floor") or {}
+        aio = _one(data, "lifecycle-ours-aiohttp")
         add(
-            "requests per delivered action ≤ 3.5 (lifecycle)",
-            f"{_fmt(rpa, 2)} (naive {_fmt(naive_rpa, 2)})",
+            "requests per delivered action <= 3.5 (lifecycle)",
+            f"{_fmt(rpa, 2)} (naive {_fmt(naive_rpa, 2)}; ours-aiohttp "
+            f"{_fmt(aio['requests_per_action'] if aio else None, 2)})",
             (3.5 / rpa) if rpa else None,
             rpa is not None and rpa <= 3.5,
-            f"job times {plan['lifecycle_job_delay']}",
+            f"job times {plan['lifecycle_job_delay']}; floor of this workload for any correct "
+            f"consumer {_fmt(floor.get('floor_per_action'), 2)} "
+            f"({_fmt(floor.get('floor_per_action_coalesced'), 2)} if every burst coalesces): "
+            "write + >=1 poll per write, a GET per write an action needs, 1 per action",
         )
     out.extend(_peer_targets(data))
-    paced = _one(data, "paced-ours")
-    if paced is not None:
+    for label in ("paced-ours", "paced-ours-aiohttp"):
+        paced = _one(data, label)
+        if paced is None:
+            continue
         p99 = paced["action_added_ms"]["p99"]
         add(
-            "consumer-added p99 ≤ 10 ms at half of saturation",
+            f"consumer-added p99 <= 10 ms at half of saturation ({label})",
             f"p99 {_fmt(p99, 2)} ms at {paced['params']['produce_rate']:,.0f} actions/s",
             (10 / p99) if p99 else None,
             p99 is not None and p99 <= 10,
-            "added = outcome totalMs − engageMs (action-only)",
+            f"added = totalMs - engageMs; runqueue wait {paced['runqueue_wait_share']:.0%} "
+            f"of the window, core 0 busy {_fmt(paced['contender_core_busy'], 2)}",
         )
     memory = (data.get("memory") or {}).get("rss")
     if memory:
         per = memory["bytes_per_order"]
         traced = (data["memory"].get("tracemalloc") or {}).get("bytes_per_order")
         add(
-            "≤ 400 bytes per idle tracked order at 1M",
+            "<= 400 bytes per idle tracked order at 1M",
             f"{per:,.0f} B RSS/order at {memory['orders']:,} (tracemalloc {_fmt(traced, 0)} B)",
             400 / per if per else None,
             per <= 400,
@@ -147,7 +156,7 @@ def _peer_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             )
             out.append(
                 {
-                    "target": f"action-only ≥ 1.0× {name} at in-flight {level} "
+                    "target": f"action-only >= 1.0x {name} at in-flight {level} "
                     f"(Little {little:,.0f}/s)" + ("" if required else " — ratio reported only"),
                     "measured": f"{ours[0]['actions_per_s']:,.0f} vs "
                     f"{other[0]['actions_per_s']:,.0f} actions/s",
@@ -172,6 +181,8 @@ _COLUMNS = (
     ("added p99 ms", "added_ms.p99", 1),
     ("CPU s/1k ev", "cpu_s_per_1000_events", 2),
     ("cores", "cores_busy", 2),
+    ("wait %", "runqueue_wait_pct", 0),
+    ("core0 busy", "contender_core_busy", 2),
     ("peak RSS MB", "peak_rss_mb", 0),
     ("429s", "rate_limited", 0),
     ("correct", "correct", None),
@@ -182,6 +193,8 @@ def _cell(run: dict[str, Any], path: str) -> Any:  # noqa: ANN401
     if path == "peak_rss_mb":
         rss = run.get("peak_rss_bytes")
         return rss / 2**20 if rss else None
+    if path == "runqueue_wait_pct":
+        return 100 * run["runqueue_wait_share"]
     if path == "correct":
         return bool(run["audit"]["correct"] and run["completed"])
     value: Any = run
@@ -193,8 +206,10 @@ def _cell(run: dict[str, Any], path: str) -> Any:  # noqa: ANN401
 def table_rows(data: dict[str, Any]) -> list[list[str]]:
     """The run table as text cells, header first."""
     rows = [[title for title, _path, _digits in _COLUMNS]]
-    for run in data.get("runs", []):
-        rows.append([_fmt(_cell(run, path), digits or 0) for _title, path, digits in _COLUMNS])
+    rows += [
+        [_fmt(_cell(run, path), digits or 0) for _title, path, digits in _COLUMNS]
+        for run in data.get("runs", [])
+    ]
     return rows
 
 
@@ -230,6 +245,36 @@ def targets_markdown(found: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _bounds_lines(data: dict[str, Any]) -> list[str]:
+    plan = data["plan"]
+    capacity = data.get("simulator_capacity") or {}
+    broker = data.get("broker_consume") or {}
+    littles = ", ".join(
+        f"{k}: {v:,.0f}/s" for k, v in (data.get("littles_bound_per_level") or {}).items()
+    )
+    mean_ms = data.get("mean_latency_s", 0) * 1000
+    return [
+        (
+            f"- Simulator latency {plan['latency']} (mean {mean_ms:.0f} ms); "
+            f"Little's bound per in-flight level: {littles}"
+        ),
+        (
+            f"- Rate budget on the lifecycle workload: {plan['lifecycle_rate_budget']:,.0f} "
+            f"req/s (simulator limit {plan['lifecycle_sim_rate_limit']:,.0f}/s); action-only: "
+            "unlimited."
+        ),
+        (
+            f"- Simulator capacity: {_fmt(capacity.get('capacity_per_cpu_s'), 0)} requests per "
+            f"simulator CPU-second ({capacity.get('client')}, achieved "
+            f"{_fmt(capacity.get('achieved_per_s'), 0)} req/s)."
+        ),
+        (
+            f"- Broker raw consume rate (ConsumerPerformance, {broker.get('records', '-')} "
+            f"records): {_fmt(broker.get('records_per_s'), 0)} records/s."
+        ),
+    ]
+
+
 def write_report(data: dict[str, Any], out_dir: Path) -> Path:
     """Write report.json, report.md and the plots; returns the Markdown file's path."""
     from bench.plots import plot_latency, plot_throughput  # noqa: PLC0415
@@ -244,16 +289,17 @@ def write_report(data: dict[str, Any], out_dir: Path) -> Path:
         orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     )
     plan, before, after = data["plan"], data["machine_before"], data["machine_after"]
-    capacity = data.get("simulator_capacity") or {}
-    broker = data.get("broker_consume") or {}
+    loads = [", ".join(f"{x:.2f}" for x in m["loadavg"]) for m in (before, after)]
+    machine = (
+        f"Machine: CPUs {before['cpus']}, Python {before['python']}; load average "
+        f"{loads[0]} before and {loads[1]} after. Contenders were pinned to core 0, the Engage "
+        "simulator (and this driver) to core 1; the Kafka broker was not pinned and shares both "
+        "cores, as do other jobs on this machine, so figures are noisy."
+    )
     parts = [
         f"# Benchmark report ({plan['name']})",
         "",
-        f"Machine: CPUs {before['cpus']}, Python {before['python']}; load average "
-        f"{', '.join(f'{x:.2f}' for x in before['loadavg'])} before and "
-        f"{', '.join(f'{x:.2f}' for x in after['loadavg'])} after. Contenders were pinned to "
-        "core 0, the Engage simulator (and this driver) to core 1; the Kafka broker was not "
-        "pinned and shares both cores, as do other jobs on this machine, so figures are noisy.",
+        machine,
         f"Run took {data['elapsed_s']:,.0f} s.",
         "",
         "## Targets",
@@ -266,18 +312,7 @@ def write_report(data: dict[str, Any], out_dir: Path) -> Path:
         "",
         "## Bounds measured in this run",
         "",
-        f"- Simulator latency {plan['latency']} (mean {data.get('mean_latency_s', 0) * 1000:.0f} ms); "
-        "Little's bound per in-flight level: "
-        + ", ".join(
-            f"{k}: {v:,.0f}/s" for k, v in (data.get("littles_bound_per_level") or {}).items()
-        ),
-        f"- Rate budget on the lifecycle workload: {plan['lifecycle_rate_budget']:,.0f} req/s "
-        f"(simulator limit {plan['lifecycle_sim_rate_limit']:,.0f}/s); action-only: unlimited.",
-        f"- Simulator capacity: {_fmt(capacity.get('capacity_per_cpu_s'), 0)} requests per "
-        f"simulator CPU-second ({capacity.get('client')}, achieved "
-        f"{_fmt(capacity.get('achieved_per_s'), 0)} req/s).",
-        f"- Broker raw consume rate (ConsumerPerformance, {broker.get('records', '–')} records): "
-        f"{_fmt(broker.get('records_per_s'), 0)} records/s.",
+        *_bounds_lines(data),
         "",
         "## Figures",
         "",

@@ -164,7 +164,7 @@ async def run(spec: RunSpec, machinery: Machinery) -> dict[str, Any]:
     profiler: asyncio.subprocess.Process | None = None
     try:
         try:
-            join_s = await wait_group_ready(broker.bootstrap_servers, group, timeout=120)
+            join_s = await wait_group_ready(broker.bootstrap_servers, group, within=120)
         except TimeoutError:
             raise RuntimeError(
                 f"{spec.label}: never joined its group\n{process.log_tail()}"
@@ -173,7 +173,7 @@ async def run(spec: RunSpec, machinery: Machinery) -> dict[str, Any]:
             if spec.warmup:
                 await produce(broker.bootstrap_servers, topic, spec.warmup)
                 if not await tail.wait_for(
-                    len(spec.warmup), timeout=spec.timeout, alive=process.alive
+                    len(spec.warmup), within=spec.timeout, alive=process.alive
                 ):
                     raise RuntimeError(f"{spec.label}: warm-up unanswered\n{process.log_tail()}")
             before = await sim.stats()
@@ -190,7 +190,7 @@ async def run(spec: RunSpec, machinery: Machinery) -> dict[str, Any]:
                 sent_at=sent_at,
             )
             expected = len(spec.warmup) + len(spec.events)
-            done = await tail.wait_for(expected, timeout=spec.timeout, alive=process.alive)
+            done = await tail.wait_for(expected, within=spec.timeout, alive=process.alive)
             usage = process.usage()
             if profiler is not None:
                 await _stop_profiler(profiler)
@@ -242,6 +242,9 @@ async def run(spec: RunSpec, machinery: Machinery) -> dict[str, Any]:
         "cpu_s": usage.cpu_seconds,
         "cpu_s_per_1000_events": usage.cpu_seconds / events * 1000 if events else None,
         "cores_busy": usage.cpu_seconds / window,
+        "runqueue_wait_s": usage.runqueue_wait_seconds,
+        "runqueue_wait_share": usage.runqueue_wait_seconds / window,
+        "contender_core_busy": usage.core_busy,
         "peak_rss_bytes": usage.peak_rss_bytes,
         "audit": {**report.summary(), "correct": report.correct},
         "log": str(log_path),

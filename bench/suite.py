@@ -19,7 +19,7 @@ from bench import parallel_consumer
 from bench.bounds import broker_consume_rate, littles_bound, mean_delay, simulator_capacity
 from bench.procs import SIMULATOR_CPUS, usable_cpus
 from bench.runs import Machinery, RunSpec, pin_driver, run, summarize_profile
-from bench.workloads import action_workload, lifecycle_workload, produce
+from bench.workloads import action_workload, lifecycle_workload, produce, request_floor
 from consumer.sandbox.engage_process import open_engage_simulator_process
 from consumer.sandbox.engage_settings import Delay, SimulatorSettings
 from consumer.sandbox.kafka import BrokerSettings, open_kafka
@@ -83,8 +83,16 @@ async def run_suite(plan: Plan, out_dir: Path) -> dict[str, Any]:
     result["runs"] = runs
     async with open_kafka(BrokerSettings(c1_only=False)) as broker:
         java = str(broker.java.path)
-        await _lifecycle(plan, broker, java, out_dir, runs, result)
-        await _action_only(plan, broker, java, pc_jars, out_dir, runs, result)
+        await _lifecycle(plan, broker=broker, java=java, out_dir=out_dir, runs=runs, result=result)
+        await _action_only(
+            plan,
+            broker=broker,
+            java=java,
+            pc_jars=pc_jars,
+            out_dir=out_dir,
+            runs=runs,
+            result=result,
+        )
     result["machine_after"] = _machine()
     result["elapsed_s"] = round(time.monotonic() - began, 1)
     return result
@@ -92,6 +100,7 @@ async def run_suite(plan: Plan, out_dir: Path) -> dict[str, Any]:
 
 async def _lifecycle(
     plan: Plan,
+    *,
     broker: Any,  # noqa: ANN401
     java: str,
     out_dir: Path,
@@ -107,6 +116,7 @@ async def _lifecycle(
         machinery = Machinery(broker=broker, sim=sim, out_dir=out_dir, java=java)
         events = lifecycle_workload(plan.lifecycle_orders, seed=1, tag="L")
         naive_events = lifecycle_workload(plan.naive_orders, seed=2, tag="N")
+        result["lifecycle_floor"] = request_floor(events)
         common = {
             "workload": "lifecycle",
             "partitions": plan.partitions,
@@ -151,6 +161,7 @@ async def _lifecycle(
 
 async def _action_only(
     plan: Plan,
+    *,
     broker: Any,  # noqa: ANN401
     java: str,
     pc_jars: Path | None,
@@ -206,8 +217,12 @@ async def _action_only(
                     "events_per_s_under_profiler": run_result["events_per_s"],
                 }
             result["profiles"] = profiles
-        if ours and "ours" in plan.contenders:
-            await _paced(plan, machinery, ours, spec_for, runs, result)
+        for contender in ("ours", "ours-aiohttp"):
+            mine = [r for r in runs if r["label"].startswith(f"actions-{contender}-")]
+            if mine and _wanted(plan, contender):
+                await _paced(
+                    plan, contender, machinery=machinery, sweep=mine, spec_for=spec_for, runs=runs
+                )
     result["littles_bound_per_level"] = {
         level: littles_bound(level, plan.latency) for level in plan.in_flight_levels
     }
@@ -216,22 +231,23 @@ async def _action_only(
 
 async def _paced(
     plan: Plan,
+    contender: str,
+    *,
     machinery: Machinery,
-    ours: list[dict[str, Any]],
+    sweep: list[dict[str, Any]],
     spec_for: Callable[..., RunSpec],
     runs: list[dict[str, Any]],
-    result: dict[str, Any],
 ) -> None:
-    """Our consumer at half of its measured saturation: the latency it adds."""
-    saturation = max(r["events_per_s"] for r in ours)
+    """A consumer at half of its measured saturation (its best sweep rate): the latency it adds."""
+    saturation = max(r["events_per_s"] for r in sweep)
     rate = saturation / 2
     count = max(int(rate * plan.paced_seconds), 50)
     paced = action_workload(plan.action_keys, count, seed=4, tag="A")
-    _say(f"paced: ours at {rate:.0f} actions/s (half of {saturation:.0f}) for {count} actions")
+    _say(f"paced: {contender} at {rate:.0f} actions/s (half of {saturation:.0f}), {count} actions")
     spec = spec_for(
-        "ours",
+        contender,
         plan.paced_in_flight,
-        label="paced-ours",
+        label=f"paced-{contender}",
         events=paced.actions,
         audited=paced.audited,
         precreated=paced.upserts,
@@ -241,7 +257,6 @@ async def _paced(
     paced_run = await run(spec, machinery)
     paced_run["saturation_events_per_s"] = saturation
     runs.append(paced_run)
-    result["paced"] = {"saturation": saturation, "rate": rate, "actions": count}
 
 
 def _wanted(plan: Plan, contender: str) -> bool:

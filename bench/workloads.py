@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import orjson
@@ -25,7 +25,7 @@ import orjson
 from consumer.sandbox.workload import EventFactory, GeneratedEvent, lifecycle_stream
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from consumer.sandbox.engage_process import EngageSimulatorProcess
 
@@ -81,7 +81,8 @@ async def precreate(sim: EngageSimulatorProcess, upserts: Sequence[GeneratedEven
 
         await asyncio.gather(*(create(e) for e in upserts))
     deadline = time.monotonic() + 120
-    while (await sim.stats())["jobs"]["pending"] and time.monotonic() < deadline:
+    # The simulator's job queue is only visible through its counters: poll them.
+    while (await sim.stats())["jobs"]["pending"] and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
 
 
@@ -129,7 +130,7 @@ class OutcomeTail:
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
 
-    async def __aenter__(self) -> OutcomeTail:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run())
         await asyncio.wait_for(self._started.wait(), 30)
         return self
@@ -163,9 +164,12 @@ class OutcomeTail:
         finally:
             await consumer.stop()
 
-    async def wait_for(self, count: int, *, timeout: float, alive: Any = None) -> bool:  # noqa: ANN401
+    async def wait_for(
+        self, count: int, *, within: float, alive: Callable[[], bool] | None = None
+    ) -> bool:
         """Wait until ``count`` outcomes arrived; False on timeout or when ``alive()`` is False."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
+        # Outcomes arrive in batches from the reader task; a short poll is all this needs.
         while len(self.outcomes) < count:
             if time.monotonic() > deadline or (alive is not None and not alive()):
                 return False
@@ -173,3 +177,37 @@ class OutcomeTail:
         # A duplicate would arrive right behind the last one: give it a moment.
         await asyncio.sleep(0.3)
         return True
+
+
+def request_floor(events: Sequence[GeneratedEvent]) -> dict[str, Any]:
+    """The fewest Engage requests per action any correct consumer can make on ``events``.
+
+    Per the API: a write is one request plus at least one job poll; an action needs the tag of
+    the write before it, which costs one GET of the order after that write's job; an action is
+    one request. Consecutive writes of an order with no action between them may be coalesced
+    into the last (``coalesced`` assumes all such writes are, as a backlog allows).
+    """
+    writes = actions = groups = 0
+    pending_write: dict[str, bool] = {}
+    for generated in events:
+        event = generated.event
+        data = event.get("data") or {}
+        kind = event["type"]
+        order_id = generated.order_id
+        if kind in {"order.upserted", "order.deleted"} or isinstance(data.get("order"), dict):
+            writes += 1
+            pending_write[order_id] = True
+        if kind not in {"order.upserted", "order.deleted"}:
+            actions += 1
+            if pending_write.pop(order_id, False):
+                groups += 1
+    trailing = sum(1 for waiting in pending_write.values() if waiting)
+    if not actions:
+        return {"writes": writes, "actions": 0}
+    return {
+        "writes": writes,
+        "actions": actions,
+        "write_groups": groups + trailing,
+        "floor_per_action": (2 * writes + groups + actions) / actions,
+        "floor_per_action_coalesced": (2 * (groups + trailing) + groups + actions) / actions,
+    }
