@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 _CPU_SATURATED = 0.9
+#: The contender's core counts as saturated (by anyone) above this busy share.
+_CORE_SATURATED = 0.95
 
 
 def _fmt(value: Any, digits: int = 1) -> str:  # noqa: ANN401
@@ -60,11 +62,12 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             bounds["simulator capacity"] = capacity
         binding = min(bounds, key=lambda k: bounds[k])
         ratio = ours["requests_per_s"] / bounds[binding]
-        saturated = ours["cores_busy"] >= _CPU_SATURATED
+        core = ours.get("contender_core_busy") or 0.0
+        saturated = ours["cores_busy"] >= _CPU_SATURATED or core >= _CORE_SATURATED
         broker_rate = (data.get("broker_consume") or {}).get("records_per_s")
         note = (
             f"bound = {binding} {bounds[binding]:,.0f} req/s; consumer used "
-            f"{ours['cores_busy']:.2f} cores"
+            f"{ours['cores_busy']:.2f} cores, its core was {core:.0%} busy"
             + (" (CPU-saturated: the target's precondition does not hold)" if saturated else "")
             + (f"; broker raw consume {broker_rate:,.0f} records/s" if broker_rate else "")
         )
@@ -154,6 +157,13 @@ def _peer_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 f"CPU s/1000: ours {_fmt(ours[0]['cpu_s_per_1000_events'], 2)}, "
                 f"{name} {_fmt(other[0]['cpu_s_per_1000_events'], 2)}"
             )
+            aio = _runs(data, label=f"actions-ours-aiohttp-{level}")
+            if aio and theirs:
+                cpu += (
+                    f"; ours-aiohttp {aio[0]['actions_per_s']:,.0f}/s = "
+                    f"{aio[0]['actions_per_s'] / theirs:.2f}x, CPU s/1000 "
+                    f"{_fmt(aio[0]['cpu_s_per_1000_events'], 2)}"
+                )
             out.append(
                 {
                     "target": f"action-only >= 1.0x {name} at in-flight {level} "
@@ -180,6 +190,7 @@ _COLUMNS = (
     ("e2e p99 ms", "e2e_ms.p99", 1),
     ("added p99 ms", "added_ms.p99", 1),
     ("CPU s/1k ev", "cpu_s_per_1000_events", 2),
+    ("ev/CPU-s", "events_per_cpu_s", 0),
     ("cores", "cores_busy", 2),
     ("wait %", "runqueue_wait_pct", 0),
     ("core0 busy", "contender_core_busy", 2),
@@ -193,6 +204,9 @@ def _cell(run: dict[str, Any], path: str) -> Any:  # noqa: ANN401
     if path == "peak_rss_mb":
         rss = run.get("peak_rss_bytes")
         return rss / 2**20 if rss else None
+    if path == "events_per_cpu_s":
+        per = run.get("cpu_s_per_1000_events")
+        return 1000 / per if per else None
     if path == "runqueue_wait_pct":
         return 100 * run["runqueue_wait_share"]
     if path == "correct":
