@@ -335,8 +335,13 @@ class Dispatcher:
         language: str | None = None,
         data: dict[str, Any] | None = None,
         deadline: float,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> DispatchResult:
-        """Post an action with ``version_tag``; never resend one Engage may have accepted."""
+        """Post an action with ``version_tag``; never resend one Engage may have accepted.
+
+        ``before_send`` runs right before each attempt goes out (see ``EngageClient._send``);
+        ``SendRefused`` from it propagates: nothing was sent.
+        """
         meter = Meter()
         retrier = self._retrier(deadline, retry_ambiguous=False)
         ambiguous_retries = 1 if self.settings.retry_ambiguous_actions else 0
@@ -352,6 +357,7 @@ class Dispatcher:
                 data=data,
                 deadline=deadline,
                 meter=meter,
+                before_send=before_send,
             )
 
         def result(status: Status, **fields: Any) -> DispatchResult:  # noqa: ANN401

@@ -60,7 +60,7 @@ from consumer.engage_values import (
 from consumer.errors import EngageAmbiguous, EngageError, EngageRetriable
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Generator, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
     from types import TracebackType
 
     from consumer.config import Secret
@@ -172,8 +172,14 @@ class EngageClient:
         deadline: float | None = None,
         cut_at_deadline: bool = False,
         meter: Meter | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> httpx.Response:
-        """Send one request through the gate; raise only for transport failures."""
+        """Send one request through the gate; raise only for transport failures.
+
+        ``before_send`` runs once the request holds its place and its rate token, right before
+        the bytes go out (the consumer records an action's intent there); if it raises, nothing
+        is sent.
+        """
         content: bytes | None = None
         if body is not None:
             # orjson encodes dicts natively; other mappings (frozen views) are copied once.
@@ -188,6 +194,8 @@ class EngageClient:
                     write=min(self._timeout.write or remaining, remaining),
                     pool=min(self._timeout.pool or remaining, remaining),
                 )
+            if before_send is not None:
+                await before_send()
             started = time.perf_counter()
             answer: str | None = None  # for the observer; stays None when cancelled
             try:
@@ -421,6 +429,7 @@ class EngageClient:
         data: dict[str, Any] | None = None,
         deadline: float | None = None,
         meter: Meter | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> ActionResult:
         """Trigger an action with the tag of the order's latest processed write.
 
@@ -431,7 +440,9 @@ class EngageClient:
         payload = engage_wire.action_body(
             action=action, version_tag=version_tag, language=language, data=data
         )
-        response = await self._send("POST", path, body=payload, deadline=deadline, meter=meter)
+        response = await self._send(
+            "POST", path, body=payload, deadline=deadline, meter=meter, before_send=before_send
+        )
         if 200 <= response.status_code < 300:
             return ActionResult(
                 http_status=response.status_code,

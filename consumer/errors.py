@@ -6,9 +6,10 @@ the same thing again can help (``retriable``); only the runner decides what to d
 
     ConsumerError
     ├── ConfigError                 bad settings; all problems are listed at once
-    ├── SandboxError                the local broker or simulator could not start or stop
-    │   └── MissingToolError        Java 17+ or Maven is not installed
+    ├── SandboxError                a local stand-in (broker, simulator, helm) failed to start
+    │   └── MissingToolError        Java 17+, Maven or Go is not installed
     ├── InvalidEventError           a record that is not a valid event (dead-lettered)
+    ├── SendRefused                 the consumer itself withdrew a request before sending it
     └── EngageError                 a call to Engage did not end in "accepted"
         ├── EngageRejected          Engage said no: 400, 404, 409, 422 (not retriable)
         ├── EngageRetriable         429, 5xx, refused connection, timeout before sending
@@ -38,7 +39,7 @@ class SandboxError(ConsumerError):
 
 
 class MissingToolError(SandboxError):
-    """A program the local broker needs (Java 17+, Maven) is missing; the message says how."""
+    """A program a local stand-in needs (Java 17+, Maven, Go) is missing; the message says how."""
 
 
 class InvalidEventError(ConsumerError):
@@ -53,6 +54,10 @@ class InvalidEventError(ConsumerError):
         self.detail = detail
         self.order_id = order_id
         super().__init__(f"{reason}: {detail}")
+
+
+class SendRefused(ConsumerError):
+    """A request was withdrawn just before it went out (its partition was revoked): not sent."""
 
 
 class EngageError(ConsumerError):

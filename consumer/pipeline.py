@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
-from consumer.errors import InvalidEventError
+from consumer.errors import InvalidEventError, SendRefused
 from consumer.events import ActionRequest, Delete, Lifecycle, OrderEvent, Upsert, decode_record
 from consumer.logs import get_logger
 from consumer.metrics import Metrics
@@ -37,7 +37,7 @@ from consumer.outcomes import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
     from anyio.abc import TaskGroup
 
@@ -85,8 +85,9 @@ class EngageCalls(Protocol):
         language: str | None,
         data: dict[str, Any] | None,
         deadline: float,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> DispatchResult:
-        """Post an action with a tag."""
+        """Post an action with a tag; ``before_send`` runs right before it goes out."""
         ...
 
     async def read_tag(self, order_id: str, *, deadline: float) -> DispatchResult:
@@ -99,6 +100,10 @@ class IntentLog(Protocol):
 
     async def record(self, tp: TP, offset: int) -> bool:
         """Return once the intent is durable; False if the partition is no longer ours."""
+        ...
+
+    def released(self) -> None:
+        """An offset with an intent finished: its intent can leave the metadata soon."""
         ...
 
 
@@ -123,6 +128,7 @@ class Pending:
     attempts: int = 0
     engage_ms: float = 0.0
     abandoned: bool = False
+    intended: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -430,23 +436,32 @@ class Pipeline:
         ref: OpRef = op.token  # type: ignore[assignment]
         assert ref.action is not None
         pending = ref.pending
-        if self.intents is not None and not await self.intents.record(
-            pending.tp, pending.event.offset
-        ):
-            # The partition was revoked while the intent was being recorded: nothing was sent,
-            # and the new owner will send it.
+        intents = self.intents
+
+        async def record_intent() -> None:
+            # Right before the request goes out (it holds its place and rate token): a crash
+            # after this point leaves an intent, and the next owner reports `unknown` rather
+            # than sending the action again.
+            if intents is not None and not await intents.record(pending.tp, pending.event.offset):
+                raise SendRefused("the partition was revoked before the action was sent")
+            pending.intended = True
+
+        try:
+            result = await self.engage.action(
+                effect.order_id,
+                action=ref.action,
+                version_tag=effect.tag,
+                language=ref.language,
+                data=dict(ref.data) if ref.data is not None else None,
+                deadline=self._call_deadline(),
+                before_send=record_intent,
+            )
+        except SendRefused:
+            # Nothing was sent; the partition's new owner will send it.
             self.apply(
                 self.book.action_done(effect.order_id, op.token, status="unknown", reason=None)
             )
             return
-        result = await self.engage.action(
-            effect.order_id,
-            action=ref.action,
-            version_tag=effect.tag,
-            language=ref.language,
-            data=dict(ref.data) if ref.data is not None else None,
-            deadline=self._call_deadline(),
-        )
         ref.result = result
         stale = result.status == "rejected" and result.http_status == 404
         self.apply(
@@ -627,6 +642,10 @@ class Pipeline:
             if pending.abandoned:
                 return
         self.tracker.finished(tp, offset)
+        if pending is not None and pending.intended and self.intents is not None:
+            # Commit soon: until the intent leaves the metadata, a crash would report this
+            # finished action as `unknown` once more.
+            self.intents.released()
         self._count("finished")
 
     # -- partitions ---------------------------------------------------------------------------

@@ -141,6 +141,10 @@ class Service:
             await self._durable_changed.wait()
         return tp in self.assigned
 
+    def released(self) -> None:
+        """The pipeline's IntentLog: an intended action finished; commit without waiting."""
+        self._intent_wakeup.set()
+
     async def _intent_loop(self) -> None:
         while True:
             await self._intent_wakeup.wait()

@@ -97,6 +97,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.kafka_heartbeat_interval_ms),
         "ENGAGE_MAX_IN_FLIGHT": str(settings.engage_max_in_flight),
+        **(
+            {"KAFKA_GROUP_INSTANCE_ID": settings.kafka_group_instance_id}
+            if settings.kafka_group_instance_id
+            else {}
+        ),
         "LOG_LEVEL": "INFO",
     }
 

@@ -65,6 +65,9 @@ async def test_repeated_sigkill_loses_nothing_and_sends_no_action_twice(
         engage_rate_limit=1000.0,
         engage_max_in_flight=64,
         kafka_session_timeout_ms=4000,
+        # Static membership: each restart takes the partitions back at once instead of waiting
+        # for the killed member's session to expire. Rebalances have their own test.
+        kafka_group_instance_id="chaos-consumer",
     )
     env = settings_env(settings)
     log = tmp_path / "consumer.log"
