@@ -75,6 +75,9 @@ class DispatchSettings:
             budget=RateBudgetSettings(ceiling=rate, burst=max(1.0, rate / 5), floor=min(1.0, rate)),
             retry_ambiguous_actions=settings.engage_retry_ambiguous_actions,
             job_timeout=settings.job_deadline_seconds,
+            # Attempts are bounded by the event deadline in practice: an Engage outage shorter
+            # than EVENT_DEADLINE_SECONDS delays events instead of failing them.
+            retry=RetryPolicy(max_attempts=settings.engage_max_attempts),
         )
 
 
