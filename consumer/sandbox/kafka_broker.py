@@ -99,7 +99,7 @@ class KafkaBroker:
         self.cluster_id: str = state.get("cluster_id") or new_cluster_id()
         saved: dict[str, int] = state.get("ports", {})
         wanted = {"PLAINTEXT": settings.port, "CONTROLLER": settings.controller_port}
-        wanted |= {listener.name: listener.port for listener in settings.extra_listeners}
+        wanted |= {listener.name: listener.port for listener in settings.listeners}
         # The controller port is written into the formatted voter set, so a formatted directory
         # keeps its own; the other ports follow the settings, else what was used last time.
         if self.formatted and "CONTROLLER" in saved:
@@ -165,7 +165,7 @@ class KafkaBroker:
         (self.data_dir / "sandbox.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
         extra_config: dict[str, str] = {}
         extra_listeners: dict[str, tuple[str, int]] = {}
-        for listener in self.settings.extra_listeners:
+        for listener in self.settings.listeners:
             extra_listeners[listener.name] = (listener.security_protocol, self.ports[listener.name])
             extra_config |= listener.config
         extra_config |= self.settings.extra_config
@@ -224,6 +224,14 @@ class KafkaBroker:
 
     async def _format(self) -> None:
         archive = archive_path(self.jars, self.java)
+        sasl_ssl = self.settings.sasl_ssl
+        # SCRAM users go into the metadata log with the format: no admin round trip (aiokafka
+        # has no AlterUserScramCredentials) and no second JVM after the broker is up.
+        scram = (
+            []
+            if sasl_ssl is None
+            else sasl_ssl.scram_arguments({user: os.urandom(16) for user in sasl_ssl.users})
+        )
         command = self._java_command(
             "kafka.tools.StorageTool",
             "format",
@@ -231,6 +239,7 @@ class KafkaBroker:
             f"--config={self.data_dir / 'server.properties'}",
             # One voter, this node: the dynamic quorum of KIP-853, which `kafka.Kafka` then runs.
             "--standalone",
+            *scram,
             heap="256m",
             # A one-shot tool: C2 would only compete for the CPU and never pay off.
             jit=[_C1_ONLY],

@@ -4,11 +4,18 @@ Pure: nothing here starts a process or opens a socket, so the rendered configura
 by unit tests. One node is both broker and controller (KRaft ``process.roles=broker,controller``);
 every setting that a multi-broker cluster would need (replication factors, min ISR) is pinned to 1,
 and the ones that only slow tests down (the initial rebalance delay, 50 offsets partitions) are cut.
+
+``SaslSslListener`` adds a SASL_SSL listener (SCRAM over TLS, as production clusters run it) beside
+PLAINTEXT, which stays the inter-broker listener and the one the sandbox's own admin calls use::
+
+    tls = make_throwaway_ca(tmp_path)  # consumer.sandbox.kafka_tls
+    BrokerSettings(sasl_ssl=SaslSslListener(keystore=tls.keystore, users={"alice": "pw"}))
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +32,12 @@ HOST = "127.0.0.1"
 BROKER_LISTENER = "PLAINTEXT"
 CONTROLLER_LISTENER = "CONTROLLER"
 _LISTENER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# The storage tool's SCRAM argument is `MECH=[name=...,...]`: no separators or quotes in a name.
+_SCRAM_USER = re.compile(r"^[A-Za-z0-9._@-]+$")
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+# Kafka refuses fewer (ScramMechanism.minIterations); more only slows every client's login.
+SCRAM_MIN_ITERATIONS = 4096
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 
 # Broker-wide defaults for a one-node test cluster; BrokerSettings.extra_config overrides any.
 _TEST_DEFAULTS: dict[str, str] = {
@@ -62,6 +75,77 @@ class ExtraListener:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class SaslSslListener:
+    """A SASL_SSL listener: TLS with a PEM keystore, SCRAM logins for ``users``.
+
+    ``keystore`` is a PEM file holding the broker's unencrypted PKCS#8 key and its certificate
+    (``kafka_tls.make_throwaway_ca`` writes one). ``users`` maps a user name to its password; the
+    credentials are written into the metadata log when the storage is formatted (salted there, so
+    no password reaches a command line, server.properties or the broker's log). A data directory
+    that is already formatted keeps the users it was formatted with.
+    """
+
+    keystore: Path
+    users: Mapping[str, str] = field(repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+    name: str = "SASL_SSL"
+    port: int = 0
+    iterations: int = SCRAM_MIN_ITERATIONS
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in SCRAM_MECHANISMS:
+            raise ValueError(f"mechanism {self.mechanism!r} must be one of {SCRAM_MECHANISMS}")
+        if not self.users:
+            raise ValueError("a SASL_SSL listener needs at least one user")
+        for user, password in self.users.items():
+            if not _SCRAM_USER.match(user):
+                raise ValueError(f"SCRAM user name {user!r} must match {_SCRAM_USER.pattern}")
+            if not password:
+                raise ValueError(f"SCRAM user {user!r} needs a non-empty password")
+        if self.iterations < SCRAM_MIN_ITERATIONS:
+            raise ValueError(f"iterations must be at least {SCRAM_MIN_ITERATIONS}")
+
+    def listener(self) -> ExtraListener:
+        """The listener and its own settings, all under ``listener.name.<name>.``."""
+        prefix = f"listener.name.{self.name.lower()}."
+        return ExtraListener(
+            name=self.name,
+            security_protocol="SASL_SSL",
+            port=self.port,
+            config={
+                f"{prefix}ssl.keystore.type": "PEM",
+                f"{prefix}ssl.keystore.location": str(self.keystore),
+                f"{prefix}sasl.enabled.mechanisms": self.mechanism,
+                f"{prefix}{self.mechanism.lower()}.sasl.jaas.config": _SCRAM_LOGIN,
+            },
+        )
+
+    def scram_arguments(self, salts: Mapping[str, bytes]) -> list[str]:
+        """The storage tool's ``--add-scram`` arguments, one per user, with the given salts.
+
+        Salted here (RFC 5802's ``Hi``: PBKDF2-HMAC over the mechanism's hash) so that the tool
+        receives what Kafka stores, never the password itself.
+        """
+        digest = self.mechanism.removeprefix("SCRAM-").replace("-", "").lower()
+        arguments = []
+        for user, password in self.users.items():
+            salt = salts[user]
+            salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, self.iterations)
+            arguments += [
+                "--add-scram",
+                (
+                    f"{self.mechanism}=[name={user},iterations={self.iterations},"
+                    f'salt="{_b64(salt)}",saltedpassword="{_b64(salted)}"]'
+                ),
+            ]
+        return arguments
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class BrokerSettings:
     """How to start the local broker. Port 0 means "a free port, kept across restarts"."""
 
@@ -77,6 +161,7 @@ class BrokerSettings:
     jvm_options: tuple[str, ...] = ()
     extra_config: Mapping[str, str] = field(default_factory=dict)
     extra_listeners: tuple[ExtraListener, ...] = ()
+    sasl_ssl: SaslSslListener | None = None
     start_timeout: float = 120.0
     stop_timeout: float = 30.0
     java: str | Path | None = None
@@ -84,8 +169,14 @@ class BrokerSettings:
     cache_dir: Path | None = None
     env: Mapping[str, str] | None = None
 
+    @property
+    def listeners(self) -> tuple[ExtraListener, ...]:
+        """Every listener beside PLAINTEXT and CONTROLLER: the extra ones, then SASL_SSL."""
+        sasl_ssl = () if self.sasl_ssl is None else (self.sasl_ssl.listener(),)
+        return (*self.extra_listeners, *sasl_ssl)
+
     def __post_init__(self) -> None:
-        names = [listener.name for listener in self.extra_listeners]
+        names = [listener.name for listener in self.listeners]
         for name in names:
             if not _LISTENER_NAME.match(name) or name in (BROKER_LISTENER, CONTROLLER_LISTENER):
                 raise ValueError(f"listener name {name!r} must be upper case and not reserved")
