@@ -10,6 +10,15 @@ starts one combined broker+controller JVM on free 127.0.0.1 ports and yields a `
         ...
         await broker.restart()  # same data directory, same ports
 
+A SASL_SSL listener (SCRAM over TLS, as production clusters run it) sits beside PLAINTEXT when
+asked for, with a certificate from a throwaway CA (``kafka_tls``, needs the dev dependency
+``cryptography``)::
+
+    tls = make_throwaway_ca(directory)
+    listener = SaslSslListener(keystore=tls.keystore, users={"alice": password})
+    async with open_kafka(BrokerSettings(sasl_ssl=listener)) as broker:
+        broker.listener_address("SASL_SSL")  # clients trust tls.ca_file
+
 ``engage-consumer sandbox kafka`` runs the same broker until Ctrl-C or SIGTERM.
 ``ensure_kafka_jars()`` alone gives the cached jars (``.classpath`` also holds Kafka's tools),
 and ``broker.tool_command("org.apache.kafka.tools.ConsumerPerformance", ...)`` runs one.
@@ -46,7 +55,7 @@ import anyio.to_thread
 
 from consumer.errors import SandboxError
 from consumer.sandbox.kafka_broker import KafkaBroker
-from consumer.sandbox.kafka_config import BrokerSettings, ExtraListener
+from consumer.sandbox.kafka_config import BrokerSettings, ExtraListener, SaslSslListener
 from consumer.sandbox.kafka_jars import KAFKA_VERSION, ResolvedJars, cache_root, ensure_kafka_jars
 from consumer.sandbox.kafka_tools import find_java
 
@@ -62,6 +71,7 @@ __all__ = [
     "ExtraListener",
     "KafkaBroker",
     "ResolvedJars",
+    "SaslSslListener",
     "add_arguments",
     "cache_root",
     "ensure_kafka_jars",
