@@ -239,8 +239,10 @@ class Service:
         producer = make_producer(settings)
         consumer = make_consumer(settings)
         self._consumer = consumer
-        await producer.start()
         try:
+            # Inside the try: a start that fails (wrong password, untrusted certificate) must
+            # still close both clients, or aiokafka reports them unclosed on the way out.
+            await producer.start()
             async with (
                 open_dispatcher(
                     EngageClientSettings.from_settings(settings),
@@ -335,11 +337,21 @@ def run_from_args(_args: argparse.Namespace) -> int:
         print(f"engage-consumer: {exc}", file=sys.stderr)  # noqa: T201 - before logging exists
         return 2
     configure_logging(level=settings.log_level, secrets=settings.secrets())
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
+    from aiokafka.errors import KafkaConnectionError  # noqa: PLC0415
+
+    from consumer.kafka_conn import explain_connection_failure, kafka_error_in  # noqa: PLC0415
 
     try:
         anyio.run(serve, settings)
-    except KafkaError as exc:
-        log.error("kafka failed", error=repr(exc))  # noqa: TRY400 - the traceback adds nothing
+    except Exception as exc:  # the boundary: a Kafka failure ends the run with status 1
+        error = kafka_error_in(exc)
+        if error is None:
+            raise
+        if isinstance(error, KafkaConnectionError):
+            # aiokafka's message names no cause ("Unable to bootstrap"): look once more and say
+            # which one (credentials, CA, address) in one line.
+            log.error(anyio.run(explain_connection_failure, settings))  # noqa: TRY400
+        else:
+            log.error("kafka failed", error=repr(error))  # noqa: TRY400 - no traceback needed
         return 1
     return 0
