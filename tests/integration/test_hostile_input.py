@@ -230,7 +230,7 @@ async def run_one_poison_record(
     await produce_records(kafka_broker, topics.inputs[0], records)
     settings = consumer_settings(kafka_broker, engage_sim, topics, drain_timeout_seconds=2.0)
     async with running(settings) as service:
-        await wait_for(service, finished=2, wait_seconds=20)
+        await wait_for(service, finished=2, wait_seconds=15)
     outcomes = await read_outcomes(kafka_broker, topics, at_least=1, wait_seconds=5)
     assert after.event_id in {o["data"]["eventId"] for o in outcomes}
     assert await committed_lag(kafka_broker, settings.kafka_group_id, topics.inputs[0]) == 0

@@ -15,6 +15,7 @@ covers volume and breadth.
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -255,20 +256,24 @@ def test_non_finite_numbers_are_undecodable(literal: str) -> None:
     assert result.reason == "undecodable"
 
 
-@pytest.mark.parametrize("member", ["id", "source", "subject", "time", "datacontenttype", "type"])
+@pytest.mark.parametrize(
+    "member", ["id", "source", "subject", "time", "datacontenttype", "type", "language"]
+)
 @pytest.mark.parametrize("text", ["x" * 600_000, "application/" + "+" * 600_000, "9" * 600_000])
 def test_huge_strings_in_checked_members_decode_in_bounded_time(member: str, text: str) -> None:
     """A 600 KB string in any checked member is refused or accepted in well under a second."""
-    event = valid_event_with_revision()
-    event[member] = text
-    if member == "subject":
-        event["data"] = {}
+    # A valid event otherwise, so that validation reaches the member (it stops at a first error).
+    event = valid_event_with_revision() | {"data": {}}
+    if member == "language":
+        event |= {"type": "order.shipped", "data": {"language": text}}
+    else:
+        event[member] = text
     record = HostileRecord(family="huge", key=b"ORD-1", value=orjson.dumps(event))
-    started = datetime.now(UTC)
-    check_quietly = verdict(record, max_bytes=DEFAULT_MAX_BYTES)
-    elapsed = (datetime.now(UTC) - started).total_seconds()
-    assert elapsed < 0.5
-    assert isinstance(check_quietly, InvalidEventError | OrderEvent)
+    started = time.perf_counter()
+    result = verdict(record, max_bytes=DEFAULT_MAX_BYTES)
+    # Backtracking in a pattern would take minutes on 600 KB; linear work takes milliseconds.
+    assert time.perf_counter() - started < 1.0
+    assert isinstance(result, InvalidEventError | OrderEvent)
 
 
 def valid_event_with_revision() -> dict[str, object]:
