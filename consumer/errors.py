@@ -10,6 +10,7 @@ the same thing again can help (``retriable``); only the runner decides what to d
     │   └── MissingToolError        Java 17+, Maven or Go is not installed
     ├── InvalidEventError           a record that is not a valid event (dead-lettered)
     ├── SendRefused                 the consumer itself withdrew a request before sending it
+    ├── TransactionFailed           a Kafka transaction (outcomes + offsets) did not commit
     └── EngageError                 a call to Engage did not end in "accepted"
         ├── EngageRejected          Engage said no: 400, 404, 409, 422 (not retriable)
         ├── EngageRetriable         429, 5xx, refused connection, timeout before sending
@@ -58,6 +59,10 @@ class InvalidEventError(ConsumerError):
 
 class SendRefused(ConsumerError):
     """A request was withdrawn just before it went out (its partition was revoked): not sent."""
+
+
+class TransactionFailed(ConsumerError):
+    """A Kafka transaction could not commit; the consumer must restart from committed state."""
 
 
 class EngageError(ConsumerError):

@@ -4,33 +4,51 @@ One idempotent producer (acks=all) writes both the results topic and the dead-le
 record's outcome and its dead-letter copy share ordering and retries. ``publish`` returns once the
 broker acknowledged the write; only then may the source offset be committed.
 
-With ``KAFKA_TRANSACTIONAL_ID`` set, the producer is transactional and outcomes and consumed
-offsets commit in one Kafka transaction (see ``TransactionalBatch`` in the runner).
+With ``KAFKA_TRANSACTIONAL_ID`` set, ``TransactionalSink`` stages records instead, and the
+runner's commit writes them and the consumed offsets they finish in one Kafka transaction: a
+reader with ``read_committed`` sees an outcome exactly when its input offset is committed, so a
+crash can neither lose an outcome nor show one twice.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
+
+from consumer.errors import TransactionFailed
 from consumer.kafka_conn import connection_kwargs
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable
 
     from aiokafka import AIOKafkaProducer
 
     from consumer.config import Settings
 
 Headers = list[tuple[str, bytes]]
+TP = tuple[str, int]
 
 
 class RecordSink(Protocol):
     """Where outcome and dead-letter records go; Kafka in production, a list in unit tests."""
 
     async def publish(
-        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        finishes: tuple[TP, int] | None = None,
     ) -> None:
-        """Write one record and return when it is acknowledged."""
+        """Write one record and return when it is acknowledged (or committed).
+
+        ``finishes`` names the consumed offset this record is the last word on; a transactional
+        sink commits that offset in the same transaction.
+        """
         ...
 
 
@@ -41,21 +59,98 @@ class KafkaSink:
         self.producer = producer
 
     async def publish(
-        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        finishes: tuple[TP, int] | None = None,  # noqa: ARG002 - offsets commit separately
     ) -> None:
         """Send and wait for the broker's acknowledgement."""
         await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
 
-    async def publish_many(
-        self, records: Sequence[tuple[str, bytes | None, bytes | None, Headers]]
+
+@dataclass(kw_only=True, slots=True, eq=False)
+class _Staged:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    finishes: tuple[TP, int] | None
+    done: anyio.Event = field(default_factory=anyio.Event)
+    failed: bool = False
+
+
+class TransactionalSink:
+    """Stages records for the next transaction; ``publish`` returns once it committed."""
+
+    def __init__(self, producer: AIOKafkaProducer, *, wake: Callable[[], None]) -> None:
+        self.producer = producer
+        self._staged: list[_Staged] = []
+        # Tells the runner there is something to commit (it commits at once, batching).
+        self._wake = wake
+
+    async def publish(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        finishes: tuple[TP, int] | None = None,
     ) -> None:
-        """Send a batch and wait for all acknowledgements (the producer batches them)."""
-        futures = [
-            await self.producer.send(topic, value=value, key=key, headers=headers)
-            for topic, key, value, headers in records
-        ]
-        for future in futures:
-            await future
+        """Stage the record and wait until a transaction carrying it committed."""
+        staged = _Staged(topic=topic, key=key, value=value, headers=headers, finishes=finishes)
+        self._staged.append(staged)
+        self._wake()
+        await staged.done.wait()
+        if staged.failed:
+            raise TransactionFailed("the transaction carrying this record did not commit")
+
+    def take(self) -> list[_Staged]:
+        """The records staged since the last call, for the runner's next transaction."""
+        staged, self._staged = self._staged, []
+        return staged
+
+    async def commit(
+        self,
+        batch: list[_Staged],
+        *,
+        offsets: Callable[[], dict[Any, Any]],
+        group_id: str,
+    ) -> None:
+        """Write ``batch`` and the offsets ``offsets()`` returns in one transaction.
+
+        ``offsets`` is called after the batch is staged, so the positions include the offsets
+        this batch finishes. Any failure aborts and raises ``TransactionFailed``: the
+        in-memory state may then be ahead of Kafka, so the only safe way on is a restart.
+        """
+        from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+        producer = self.producer
+        try:
+            await producer.begin_transaction()
+            futures = [
+                await producer.send(s.topic, value=s.value, key=s.key, headers=s.headers)
+                for s in batch
+            ]
+            committed = offsets()
+            if committed:
+                await producer.send_offsets_to_transaction(committed, group_id)
+            await producer.commit_transaction()
+            for future in futures:
+                await future
+        except KafkaError as exc:
+            for staged in batch:
+                staged.failed = True
+                staged.done.set()
+            # Fenced or broken, the restart recovers either way: an abort is only a courtesy.
+            with anyio.CancelScope(shield=True), contextlib.suppress(KafkaError):
+                await producer.abort_transaction()
+            raise TransactionFailed(f"transaction failed: {exc!r}") from exc
+        for staged in batch:
+            staged.done.set()
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:

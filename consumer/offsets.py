@@ -41,10 +41,13 @@ class PartitionOffsets:
     _next: int | None = None
     #: offsets whose action may reach Engage before their outcome is acknowledged
     _intents: set[int] = field(default_factory=set)
+    #: the same offsets as ``_pending``, for membership tests
+    _open: set[int] = field(default_factory=set)
 
     def received(self, offset: int) -> None:
         """Note that the record at ``offset`` was taken in and will need an outcome."""
         self._pending.append(offset)
+        self._open.add(offset)
 
     def intend(self, offset: int) -> None:
         """Note that the action of ``offset`` is about to be sent."""
@@ -55,7 +58,14 @@ class PartitionOffsets:
         return sorted(self._intents)
 
     def finished(self, offset: int) -> None:
-        """Note that the outcome of ``offset`` is acknowledged; advance over finished offsets."""
+        """Note that the outcome of ``offset`` is acknowledged; advance over finished offsets.
+
+        Idempotent: an offset finished twice (the transactional path finishes it when its
+        transaction commits, the pipeline again when its publish returns) counts once.
+        """
+        if offset not in self._open:
+            return
+        self._open.discard(offset)
         self._intents.discard(offset)
         self._finished.add(offset)
         pending = self._pending

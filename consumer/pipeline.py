@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
-from consumer.errors import InvalidEventError, SendRefused
+from consumer.errors import InvalidEventError, SendRefused, TransactionFailed
 from consumer.events import ActionRequest, Delete, Lifecycle, OrderEvent, Upsert, decode_record
 from consumer.logs import get_logger
 from consumer.metrics import Metrics
@@ -332,10 +332,31 @@ class Pipeline:
         for effect in effects:
             if isinstance(effect, Settle):
                 self._settle(effect)
+            elif _abandoned(effect):
+                self._release(effect)
             elif self._is_held(effect):
                 self.held.append(effect)
             else:
                 self._start(effect)
+
+    def _release(self, effect: SendWrite | SendAction | FetchTag) -> None:
+        """Tell the book a send of an abandoned event will not happen, so its order moves on.
+
+        The event's partition went to another consumer: sending now would race that owner
+        (a late write would overwrite its newer one). The book treats the op as ended in doubt.
+        """
+        if isinstance(effect, SendWrite):
+            self.apply(
+                self.book.write_done(
+                    effect.order_id, effect.op.token, tag=None, status="unknown", reason=None
+                )
+            )
+        elif isinstance(effect, SendAction):
+            self.apply(
+                self.book.action_done(
+                    effect.order_id, effect.op.token, status="unknown", reason=None
+                )
+            )
 
     def _start(self, effect: SendWrite | SendAction | FetchTag) -> None:
         self.ready.append(effect)
@@ -349,6 +370,9 @@ class Pipeline:
         """
         while self.ready and self.running < self.max_calls:
             effect = self.ready.popleft()
+            if _abandoned(effect):
+                self._release(effect)
+                continue
             if self._is_held(effect):
                 self.held.append(effect)
                 continue
@@ -408,6 +432,14 @@ class Pipeline:
         op = effect.op
         ref: OpRef = op.token  # type: ignore[assignment]
         deadline = self._call_deadline()
+        log.debug(
+            "sending write",
+            orderId=effect.order_id,
+            eventId=ref.pending.event.id,
+            partition=ref.pending.tp[1],
+            offset=ref.pending.event.offset,
+            exists=effect.exists,
+        )
         if op.kind == "delete":
             result = await self.engage.delete(effect.order_id, deadline=deadline)
         else:
@@ -437,6 +469,14 @@ class Pipeline:
         assert ref.action is not None
         pending = ref.pending
         intents = self.intents
+        log.debug(
+            "sending action",
+            orderId=effect.order_id,
+            eventId=pending.event.id,
+            partition=pending.tp[1],
+            offset=pending.event.offset,
+            versionTag=effect.tag,
+        )
 
         async def record_intent() -> None:
             # Right before the request goes out (it holds its place and rate token): a crash
@@ -457,7 +497,9 @@ class Pipeline:
                 before_send=record_intent,
             )
         except SendRefused:
-            # Nothing was sent; the partition's new owner will send it.
+            # Nothing was sent and the partition is going to its next owner, who answers this
+            # event: it gets no outcome here (an outcome would commit an action never sent).
+            pending.abandoned = True
             self.apply(
                 self.book.action_done(effect.order_id, op.token, status="unknown", reason=None)
             )
@@ -554,6 +596,7 @@ class Pipeline:
             key=event.order_id.encode(),
             value=encode_outcome(outcome),
             headers=[],
+            finishes=(pending.tp, event.offset),
         )
         self.metrics.outcome(status, pending.operation)
         self._finish(pending.tp, event.offset, pending)
@@ -580,10 +623,6 @@ class Pipeline:
             at=received_at,
             event_id=peek_identity(error, record.value)[0],
         )
-        await self._publish(
-            self.settings.dead_letter_topic, key=record.key, value=record.value, headers=headers
-        )
-        self.metrics.dead_letter(error.reason)
         outcome = invalid_outcome(
             error,
             value=record.value,
@@ -593,6 +632,15 @@ class Pipeline:
             received_at=received_at,
             finished_at=datetime.now(UTC),
         )
+        # The last record written for an offset is the one that finishes it.
+        await self._publish(
+            self.settings.dead_letter_topic,
+            key=record.key,
+            value=record.value,
+            headers=headers,
+            finishes=(tp, record.offset) if outcome is None else None,
+        )
+        self.metrics.dead_letter(error.reason)
         if outcome is not None:
             self._count("outcomes")
             await self._publish(
@@ -600,6 +648,7 @@ class Pipeline:
                 key=outcome.origin.order_id.encode(),
                 value=encode_outcome(outcome),
                 headers=[],
+                finishes=(tp, record.offset),
             )
             self.metrics.outcome(outcome.status, outcome.operation)
         self._finish(tp, record.offset, None)
@@ -611,12 +660,17 @@ class Pipeline:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]],
+        finishes: tuple[TP, int] | None = None,
     ) -> None:
         """Publish until Kafka acknowledges: an outcome is never dropped, only delayed."""
         delay = 0.1
         while True:
             try:
-                await self.sink.publish(topic, key=key, value=value, headers=headers)
+                await self.sink.publish(
+                    topic, key=key, value=value, headers=headers, finishes=finishes
+                )
+            except TransactionFailed:
+                raise  # state is ahead of Kafka: only a restart from committed state is safe
             except Exception as exc:  # noqa: BLE001 - boundary: any producer failure is retried
                 log.warning("publish failed; retrying", topic=topic, error=repr(exc), delay=delay)
                 await anyio.sleep(delay)
@@ -669,32 +723,36 @@ class Pipeline:
             self.interrupted.pop(tp, None)
         for pending in abandoned:
             pending.abandoned = True
+        # Take back every unsent op of the affected orders first, keeping those of events on
+        # partitions we still own, so that releasing the held sends below cannot set the
+        # abandoned ones in motion.
+        kept: dict[str, list[Write | Action]] = {}
+        for order_id in {p.event.order_id for p in abandoned}:
+            kept[order_id] = [
+                op
+                for op in self.book.drop(order_id)
+                if not op.token.pending.abandoned  # type: ignore[attr-defined]
+            ]
         self.holding -= tps
-        effects: list[Effect] = []
-        # Sends held back for these partitions never happened: tell the book so the order is
-        # not left waiting for a result that will not come.
         held, self.held = self.held, []
         for effect in held:
-            if _tp_of(effect) not in tps:
+            if _tp_of(effect) in tps:
+                self._release(effect)
+            else:
                 self.held.append(effect)
-            elif isinstance(effect, SendWrite):
-                effects.extend(
-                    self.book.write_done(
-                        effect.order_id, effect.op.token, tag=None, status="unknown", reason=None
-                    )
-                )
-            elif isinstance(effect, SendAction):
-                effects.extend(
-                    self.book.action_done(
-                        effect.order_id, effect.op.token, status="unknown", reason=None
-                    )
-                )
-        orders = {p.event.order_id for p in abandoned}
-        for order_id in orders:
-            for op in self.book.drop(order_id):
-                ref: OpRef = op.token  # type: ignore[assignment]
-                if not ref.pending.abandoned:
-                    effects.extend(self.book.submit(order_id, op))
+        waiting, self.ready = self.ready, deque()
+        for effect in waiting:
+            if _abandoned(effect):
+                self._release(effect)
+            else:
+                self.ready.append(effect)
+        # Another consumer may write any order of these partitions next: remembered tags of
+        # idle orders could go stale unseen, so every idle order is re-learned on next use.
+        self.book.forget_idle()
+        effects: list[Effect] = []
+        for order_id, ops in kept.items():
+            for op in ops:
+                effects.extend(self.book.submit(order_id, op))
         self.apply(effects)
 
     def _count(self, name: str) -> None:
@@ -707,3 +765,11 @@ def _tp_of(effect: SendWrite | SendAction | FetchTag) -> TP | None:
         return None
     ref: OpRef = effect.op.token  # type: ignore[assignment]
     return ref.pending.tp
+
+
+def _abandoned(effect: SendWrite | SendAction | FetchTag) -> bool:
+    """Whether a send serves an event whose partition was taken away."""
+    if isinstance(effect, FetchTag):
+        return False
+    ref: OpRef = effect.op.token  # type: ignore[assignment]
+    return ref.pending.abandoned

@@ -19,7 +19,7 @@ import anyio
 from consumer.config import load_settings
 from consumer.errors import ConfigError
 from consumer.kafka_in import committed_state, make_consumer, subscribe
-from consumer.kafka_out import KafkaSink, make_producer
+from consumer.kafka_out import KafkaSink, TransactionalSink, make_producer
 from consumer.logs import configure_logging, get_logger
 from consumer.metrics import Metrics
 from consumer.offsets import OffsetTracker
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from consumer.config import Settings
     from consumer.pipeline import TP
@@ -53,6 +53,8 @@ class Service:
         self.paused = False
         self.stopping = anyio.Event()
         self._commit_lock = anyio.Lock()
+        #: set in transactional mode (KAFKA_TRANSACTIONAL_ID): outcomes commit with offsets
+        self._transactions: TransactionalSink | None = None
         self._consumer: AIOKafkaConsumer | None = None
         # Intent recording: a waiter bumps _intent_seq and wakes the intent loop, which commits
         # and publishes the highest sequence that a successful commit covered.
@@ -87,6 +89,9 @@ class Service:
             self.tracker.assign(tp)
         if self._consumer is None or self._pipeline is None or not assigned:
             return
+        # Orders still busy at the revoke became idle since, with tags another owner may have
+        # made stale meanwhile: start the new generation knowing nothing.
+        self.book.forget_idle()
         committed = await committed_state(self._consumer, assigned)
         for tp, (offset, finished, intents) in committed.items():
             self.metrics.offset_known(tp, offset)
@@ -158,6 +163,16 @@ class Service:
             changed, self._durable_changed = self._durable_changed, anyio.Event()
             changed.set()
 
+    def _sink(self, producer: AIOKafkaProducer) -> KafkaSink | TransactionalSink:
+        if self.settings.kafka_transactional_id is None:
+            return KafkaSink(producer)
+        self._transactions = TransactionalSink(producer, wake=self._intent_wakeup_set)
+        return self._transactions
+
+    def _intent_wakeup_set(self) -> None:
+        # Read the attribute at call time: the intent loop replaces the event after each wait.
+        self._intent_wakeup.set()
+
     async def commit_now(self) -> bool:
         """Commit every partition whose position or metadata moved; False if the commit failed.
 
@@ -170,6 +185,8 @@ class Service:
         from aiokafka.structs import OffsetAndMetadata, TopicPartition  # noqa: PLC0415
 
         async with self._commit_lock:
+            if self._transactions is not None:
+                return await self._commit_transaction(self._transactions)
             positions = self.tracker.to_commit()
             if not positions:
                 return True
@@ -186,6 +203,32 @@ class Service:
             self.metrics.offsets_committed(positions)
             self.commits += 1
             return True
+
+    async def _commit_transaction(self, sink: TransactionalSink) -> bool:
+        """Write the staged outcomes and the offsets they finish in one Kafka transaction."""
+        from aiokafka.structs import OffsetAndMetadata, TopicPartition  # noqa: PLC0415
+
+        batch = sink.take()
+        for staged in batch:
+            if staged.finishes is not None:
+                self.tracker.finished(*staged.finishes)
+        positions = self.tracker.to_commit()
+        if not batch and not positions:
+            return True
+
+        def offsets() -> dict[TopicPartition, OffsetAndMetadata]:
+            return {
+                TopicPartition(topic, partition): OffsetAndMetadata(offset, metadata)
+                for (topic, partition), (offset, metadata) in positions.items()
+            }
+
+        # A failure raises TransactionFailed, which stops the service: the tracker already
+        # counts this batch as finished, so carrying on could skip its offsets.
+        await sink.commit(batch, offsets=offsets, group_id=self.settings.kafka_group_id)
+        self.tracker.mark_committed(positions)
+        self.metrics.offsets_committed(positions)
+        self.commits += 1
+        return True
 
     async def _intake(self, consumer: AIOKafkaConsumer, pipeline: Pipeline) -> None:
         limit = self.settings.max_buffered_events
@@ -255,7 +298,7 @@ class Service:
                     settings=settings,
                     book=self.book,
                     engage=dispatcher,
-                    sink=KafkaSink(producer),
+                    sink=self._sink(producer),
                     tracker=self.tracker,
                     task_group=work,
                     intents=self if settings.action_intents else None,

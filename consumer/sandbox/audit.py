@@ -42,6 +42,10 @@ class AuditReport:
     wrong_tag: list[str] = field(default_factory=list)
     out_of_order: list[str] = field(default_factory=list)
     unexpected_actions: int = 0
+    #: write events skipped as stale (replayed after a newer write was confirmed)
+    stale_skipped: set[str] = field(default_factory=set)
+    #: actions that went out with a newer write's tag because theirs was stale on a replay
+    superseded: int = 0
 
     @property
     def correct(self) -> bool:
@@ -62,6 +66,7 @@ class AuditReport:
             "wrong_tag": len(self.wrong_tag),
             "out_of_order": len(self.out_of_order),
             "unexpected_actions": self.unexpected_actions,
+            "superseded": self.superseded,
         }
 
 
@@ -80,10 +85,19 @@ class _Expect:
     min_revision: int | None
 
 
-def _expectations(events: Sequence[GeneratedEvent]) -> tuple[dict[str, _Expect], dict[str, int]]:
-    """For each action event: the write it depends on; and each write digest's revision."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Write:
+    """One write in the input, known by the digest of its body."""
+
+    event_id: str
+    position: int
+    revision: int
+
+
+def _expectations(events: Sequence[GeneratedEvent]) -> tuple[dict[str, _Expect], dict[str, _Write]]:
+    """For each action event: the write it depends on; and every write by body digest."""
     latest: dict[str, tuple[str, int]] = {}
-    revisions: dict[str, int] = {}
+    writes: dict[str, _Write] = {}
     expects: dict[str, _Expect] = {}
     for position, generated in enumerate(events):
         event = generated.event
@@ -93,7 +107,11 @@ def _expectations(events: Sequence[GeneratedEvent]) -> tuple[dict[str, _Expect],
         if isinstance(body, dict):
             digest = body_digest(body)
             latest[order_id] = (digest, position)
-            revisions[digest] = int(data.get("revision") or 0)
+            writes[digest] = _Write(
+                event_id=generated.event_id,
+                position=position,
+                revision=int(data.get("revision") or 0),
+            )
         if event["type"] == "order.deleted":
             latest.pop(order_id, None)
         if event["type"] == "order.upserted" or event["type"] == "order.deleted":
@@ -112,7 +130,7 @@ def _expectations(events: Sequence[GeneratedEvent]) -> tuple[dict[str, _Expect],
             write_position=-1 if digest_and_position is None else digest_and_position[1],
             min_revision=gated,
         )
-    return expects, revisions
+    return expects, writes
 
 
 def audit(
@@ -123,10 +141,10 @@ def audit(
 ) -> AuditReport:
     """Compare a run's journal and outcomes with its input; see the module docstring."""
     report = AuditReport(events=len(events))
-    expects, revisions = _expectations(events)
+    expects, writes = _expectations(events)
 
     _audit_outcomes(report, events, outcomes)
-    _audit_journal(report, expects, revisions, journal)
+    _audit_journal(report, expects, writes, journal)
     return report
 
 
@@ -140,6 +158,8 @@ def _audit_outcomes(
         data = outcome.get("data") or {}
         seen_outcomes[str(data.get("eventId"))] += 1
         report.statuses[(str(data.get("operation")), str(data.get("status")))] += 1
+        if data.get("status") == "skipped" and data.get("reason") == "stale":
+            report.stale_skipped.add(str(data.get("eventId")))
     report.outcomes = sum(seen_outcomes.values())
     report.repeated_outcomes = sum(n - 1 for n in seen_outcomes.values() if n > 1)
     report.missing_outcomes = [g.event_id for g in events if g.event_id not in seen_outcomes]
@@ -148,7 +168,7 @@ def _audit_outcomes(
 def _audit_journal(
     report: AuditReport,
     expects: Mapping[str, _Expect],
-    revisions: Mapping[str, int],
+    writes: Mapping[str, _Write],
     journal: Iterable[Mapping[str, Any]],
 ) -> None:
     write_digest: dict[str, str] = {}  # jobId -> body digest
@@ -170,7 +190,7 @@ def _audit_journal(
                 report,
                 entry=entry,
                 expects=expects,
-                revisions=revisions,
+                writes=writes,
                 tag_digest=tag_digest,
                 sent=sent,
                 last_position=last_position,
@@ -185,7 +205,7 @@ def _check_action(
     *,
     entry: Mapping[str, Any],
     expects: Mapping[str, _Expect],
-    revisions: Mapping[str, int],
+    writes: Mapping[str, _Write],
     tag_digest: Mapping[tuple[str, str], str],
     sent: Counter[str],
     last_position: dict[str, tuple[int, str]],
@@ -203,12 +223,34 @@ def _check_action(
     used = tag_digest.get((order_id, str(entry.get("versionTag"))))
     if expect.min_revision is None:
         if used != expect.depends_on:
-            report.wrong_tag.append(expect.event_id)
+            _wrong_or_superseded(report, expect, writes, used)
         previous = last_position.get(order_id)
         if previous is not None and previous[0] > expect.write_position:
             report.out_of_order.append(f"{previous[1]} before {expect.event_id}")
         last_position[order_id] = (expect.write_position, expect.event_id)
-    elif used is not None and revisions.get(used, -1) < expect.min_revision:
+    elif used is not None and (used not in writes or writes[used].revision < expect.min_revision):
+        report.wrong_tag.append(expect.event_id)
+
+
+def _wrong_or_superseded(
+    report: AuditReport, expect: _Expect, writes: Mapping[str, _Write], used: str | None
+) -> None:
+    """An action did not carry its own write's tag: allowed only for a newer, replayed one.
+
+    On a replay (after a crash or a rebalance) the write an action depends on may already be
+    older than the order's confirmed revision: it is skipped as stale, and the action can only
+    go with the newer write's tag, the only one Engage accepts. Anything else is a wrong tag.
+    """
+    own = writes.get(expect.depends_on) if expect.depends_on is not None else None
+    newer = writes.get(used) if used is not None else None
+    if (
+        own is not None
+        and newer is not None
+        and own.event_id in report.stale_skipped
+        and newer.position > own.position
+    ):
+        report.superseded += 1
+    else:
         report.wrong_tag.append(expect.event_id)
 
 

@@ -97,6 +97,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.kafka_heartbeat_interval_ms),
         "ENGAGE_MAX_IN_FLIGHT": str(settings.engage_max_in_flight),
+        "MAX_BUFFERED_EVENTS": str(settings.max_buffered_events),
+        "JOB_DEADLINE_SECONDS": str(settings.job_deadline_seconds),
+        "ENGAGE_READ_TIMEOUT_SECONDS": str(settings.engage_read_timeout_seconds),
         **(
             {"KAFKA_GROUP_INSTANCE_ID": settings.kafka_group_instance_id}
             if settings.kafka_group_instance_id
@@ -213,6 +216,17 @@ class ConsumerProcess:
     def signal(self, signum: signal.Signals) -> None:
         """Send a signal to the child."""
         self.proc.send_signal(signum)
+
+    def peak_rss_mib(self) -> float:
+        """The child's peak resident memory so far (VmHWM), in MiB; 0 once it has exited."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     async def wait(self, wait_seconds: float = 60.0) -> int:
         """Wait for the child to exit and return its status (kill it if it hangs)."""

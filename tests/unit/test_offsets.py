@@ -153,3 +153,18 @@ def test_metadata_round_trips_finished_and_intents(
         set(done),
         set(intended),
     )
+
+
+def test_finishing_twice_or_unknown_offsets_changes_nothing() -> None:
+    """A second finish of one offset, or a finish of one never received, is ignored."""
+    part = PartitionOffsets()
+    for offset in (0, 1):
+        part.received(offset)
+    part.finished(1)
+    part.finished(1)
+    part.finished(7)
+    assert part.committable() == 0
+    assert part.finished_above() == [1]
+    part.finished(0)
+    part.finished(0)
+    assert (part.committable(), part.finished_above()) == (2, [])
