@@ -47,10 +47,15 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def kafka_error_in(exc: BaseException) -> Exception | None:
-    """The aiokafka error that ended a run, also from inside anyio's exception groups."""
+    """The Kafka error that ended a run, also from inside anyio's exception groups.
+
+    A failed transaction counts: it means the service must restart from committed state.
+    """
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
-    if isinstance(exc, KafkaError):
+    from consumer.errors import TransactionFailed  # noqa: PLC0415
+
+    if isinstance(exc, KafkaError | TransactionFailed):
         error: Exception = exc
         return error
     if isinstance(exc, BaseExceptionGroup):
