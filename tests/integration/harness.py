@@ -105,6 +105,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             if settings.kafka_group_instance_id
             else {}
         ),
+        **(
+            {"KAFKA_TRANSACTIONAL_ID": settings.kafka_transactional_id}
+            if settings.kafka_transactional_id
+            else {}
+        ),
         "LOG_LEVEL": "INFO",
     }
 
@@ -139,6 +144,8 @@ async def read_all(
         bootstrap_servers=broker.bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        # As analytics reads: records of aborted transactions are never seen.
+        isolation_level="read_committed",
     )
     await consumer.start()
     out: list[Any] = []

@@ -126,3 +126,60 @@ async def test_repeated_sigkill_loses_nothing_and_sends_no_action_twice(
     # Repeated outcomes only ever repeat one event's id (replayed after a kill), never invent one.
     assert report.outcomes == len(events) + report.repeated_outcomes
     assert settings.engage_api_key.reveal() not in log.read_text()
+
+
+@pytest.mark.timeout(900)
+async def test_transactional_outcomes_are_never_repeated_across_kills(
+    kafka_broker: KafkaBroker,
+    engage_sim_factory: EngageSimFactory,
+    new_topic: TopicFactory,
+    tmp_path: Path,
+) -> None:
+    """KAFKA_TRANSACTIONAL_ID: outcomes and offsets commit together; no outcome twice."""
+    sim = await engage_sim_factory(
+        SimulatorSettings(job_delay=Delay.parse("uniform:0.01,0.15"), rate_limit=2000.0)
+    )
+    topics = await make_topics(new_topic, partitions=4)
+    events = lifecycle_stream(600, seed=71)
+    await produce(kafka_broker, topics.inputs[0], as_records(events))
+    settings = consumer_settings(
+        kafka_broker,
+        sim,
+        topics,
+        engage_rate_limit=1000.0,
+        kafka_session_timeout_ms=4000,
+        kafka_group_instance_id="eos-consumer",
+        kafka_transactional_id="eos-consumer-1",
+    )
+    env = settings_env(settings)
+    log = tmp_path / "consumer.log"
+    rng = random.Random(7)
+    for _ in range(5):
+        before = (await sim.stats())["actionsAccepted"]
+        target = before + rng.randint(30, 300)
+        process = ConsumerProcess(env, str(log))
+        try:
+            with anyio.fail_after(120):
+                while (await sim.stats())["actionsAccepted"] < target:
+                    await anyio.sleep(0.02)
+            process.signal(signal.SIGKILL)
+            await process.wait()
+        finally:
+            process.close()
+    final = ConsumerProcess(env, str(log))
+    try:
+        with anyio.fail_after(600):
+            while await committed_lag(kafka_broker, settings.kafka_group_id, topics.inputs[0]):
+                await anyio.sleep(1.0)
+        final.signal(signal.SIGTERM)
+        assert await final.wait() == 0
+    finally:
+        final.close()
+    report, outcomes = await check(kafka_broker, sim, topics, events)
+    print("transactional chaos:", report.summary())
+    assert report.repeated_outcomes == 0
+    assert len(outcomes) == len(events)
+    assert report.missing_outcomes == []
+    assert report.wrong_tag == []
+    assert report.out_of_order == []
+    assert report.duplicate_actions == 0
