@@ -218,7 +218,9 @@ async def _action_only(
                 }
             result["profiles"] = profiles
         for contender in ("ours", "ours-aiohttp"):
-            mine = [r for r in runs if r["label"].startswith(f"actions-{contender}-")]
+            mine = [
+                r for r in runs if r["contender"] == contender and r["label"].startswith("actions-")
+            ]
             if mine and _wanted(plan, contender):
                 await _paced(
                     plan, contender, machinery=machinery, sweep=mine, spec_for=spec_for, runs=runs
