@@ -8,6 +8,7 @@ Secrets (the Engage API key, the SASL password) are wrapped in ``Secret`` whose 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal, TypeVar
@@ -153,6 +154,11 @@ class _Reader:
             parsed = kind(value)
         except ValueError:
             self.problems.append(f"{name}={value!r} is not a valid {kind.__name__}")
+            return default
+        if not math.isfinite(parsed):
+            # float() takes "nan" and "inf", and NaN passes every comparison below (NaN < x
+            # is False): a NaN deadline would never expire.
+            self.problems.append(f"{name}={value!r} must be a finite number")
             return default
         if parsed < minimum:
             self.problems.append(f"{name}={value!r} must be at least {minimum}")

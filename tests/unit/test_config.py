@@ -86,3 +86,14 @@ def test_output_topics_must_differ_from_inputs() -> None:
     """Consuming our own results topic would loop forever, so it is refused."""
     with pytest.raises(ConfigError, match="must not be input topics"):
         load_settings({**MINIMAL, "RESULTS_TOPIC": "orders"})
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan", "inf", "Infinity", "-inf", "1e999"])
+@pytest.mark.parametrize(
+    "name", ["EVENT_DEADLINE_SECONDS", "REVISION_WAIT_SECONDS", "DRAIN_TIMEOUT_SECONDS"]
+)
+def test_non_finite_numbers_are_refused(name: str, value: str) -> None:
+    """NaN and infinities are refused with a message naming the setting (NaN defeats minimums)."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**MINIMAL, name: value})
+    assert caught.value.problems == [f"{name}={value!r} must be a finite number"]
