@@ -141,7 +141,8 @@ def _print_summary(report: AuditReport, stream: TextIO) -> None:
     stream.write("\n" + header + "\n" + "-" * len(header) + "\n")
     for operation, row in table.items():
         cells = "".join(f"{row.get(s, 0):>10}" for s in statuses)
-        stream.write(f"{operation:<10}{cells}{sum(row.values()):>10}\n")
+        label = "(invalid)" if operation == "None" else operation
+        stream.write(f"{label:<10}{cells}{sum(row.values()):>10}\n")
     stream.write("\n")
 
 
