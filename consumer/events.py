@@ -12,8 +12,14 @@ that the dead-letter headers and the ``invalid`` outcome carry:
 ``too_large``          the value is longer than the configured limit
 ``undecodable``        the value is not UTF-8 JSON
 ``not_an_object``      JSON, but not an object
+``too_deep``           ``data`` nests arrays and objects more than :data:`MAX_DEPTH` (64) levels
+                       deep (``data`` itself is level 1); no real order needs that many, and
+                       bodies much deeper than that cannot be encoded again (orjson writes at
+                       most 254 levels) to reach Engage
 ``unknown_type``       ``type`` is a string this service does not handle
-``schema``             breaks order-event.schema.json; the detail names the JSON path
+``schema``             breaks order-event.schema.json; the detail names the JSON path. Also
+                       a ``revision``/``minRevision`` of 2^53 or more written with a fraction
+                       or exponent (``1e18``): a JSON double cannot hold it exactly
 ``missing_key``        the record has no key although one is required (the running service
                        requires it: without the orderId as key, a producer's partitioner
                        scatters an order's events over partitions and per-order order is lost)
@@ -52,6 +58,7 @@ InvalidReason = Literal[
     "too_large",
     "undecodable",
     "not_an_object",
+    "too_deep",
     "schema",
     "unknown_type",
     "missing_key",
@@ -77,6 +84,7 @@ INVALID_REASONS: Final[tuple[InvalidReason, ...]] = (
     "too_large",
     "undecodable",
     "not_an_object",
+    "too_deep",
     "schema",
     "unknown_type",
     "missing_key",
@@ -97,12 +105,20 @@ DEFAULT_ACTION_MAP: Final[Mapping[str, str]] = MappingProxyType(
 
 #: Largest record value accepted unless configured otherwise (Kafka's own default is ~1 MB).
 DEFAULT_MAX_BYTES: Final = 1_000_000
+#: Deepest nesting of arrays and objects allowed in ``data`` (``data`` itself is level 1).
+MAX_DEPTH: Final = 64
+#: Longest ``id``, ``subject`` and ``orderId`` the contract allows (order-event.schema.json).
+ID_MAX_CHARS: Final = 256
 
 _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)
 _KNOWN_LIST: Final = ", ".join(EVENT_TYPES)
 # Bounds what a hostile key or subject can add to a log line or a dead-letter header.
 _QUOTE_LIMIT: Final = 80
 _DETAIL_LIMIT: Final = 500
+# Integers from 2**53 on are not all representable as doubles: written as 1e18 or 1.0e17, the
+# number orjson parsed may not be the one the producer meant.
+_EXACT_FLOATS: Final = 2**53
+_DEEP_INDENT: Final = b"\n" + b" " * (2 * MAX_DEPTH)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -187,7 +203,7 @@ def decode_record(
             could be read (the subject, else the record key).
     """
     key_text = _key_text(key)
-    key_order_id = key_text or None
+    key_order_id = clip_id(key_text) if key_text else None
     if not value:
         raise InvalidEventError(
             "empty",
@@ -219,6 +235,9 @@ def decode_record(
         require_key=require_key,
         position=(topic, partition, offset),
         action_map=action_map,
+        # A document cannot nest deeper than it has brackets (the event's own brace aside):
+        # two C-speed counts spare almost every record the walk over its containers.
+        shallow=value.count(b"[") + value.count(b"{") <= MAX_DEPTH + 1,
     )
 
 
@@ -230,9 +249,13 @@ def _decode_object(
     require_key: bool,
     position: tuple[str, int, int],
     action_map: Mapping[str, str],
+    shallow: bool,
 ) -> OrderEvent:
     subject = document.get("subject")
-    order_id = subject if isinstance(subject, str) and subject else key_text or None
+    # Clipped: the id names the order in logs, dead-letter headers and the invalid outcome, and
+    # an id beyond the contract's length is invalid anyway (so it can match no real order).
+    named = subject if isinstance(subject, str) and subject else key_text
+    order_id = clip_id(named) if named else None
     event_type = document.get("type")
     # Checked before the schema so that a producer on a newer contract gets a reason that says
     # so, rather than a generic enum failure.
@@ -240,6 +263,12 @@ def _decode_object(
         raise InvalidEventError(
             "unknown_type",
             f"type: {_quote(event_type)} is not an event type this service handles ({_KNOWN_LIST})",
+            order_id=order_id,
+        )
+    if not shallow and _too_deep(document.get("data")):
+        raise InvalidEventError(
+            "too_deep",
+            f"data: nests arrays and objects more than {MAX_DEPTH} levels deep (the limit)",
             order_id=order_id,
         )
     problem = schemas.event_problem(document)
@@ -264,7 +293,7 @@ def _decode_object(
         source=document["source"],
         time=document["time"],
         order_id=subject,
-        data=_event_data(cast("EventType", event_type), data, action_map),
+        data=_event_data(cast("EventType", event_type), data, action_map, subject),
         topic=topic,
         partition=partition,
         offset=offset,
@@ -296,24 +325,25 @@ def _check_key(subject: str, *, key: bytes | None, key_text: str | None, require
 
 
 def _event_data(
-    event_type: EventType, data: dict[str, Any], action_map: Mapping[str, str]
+    event_type: EventType, data: dict[str, Any], action_map: Mapping[str, str], subject: str
 ) -> EventData:
-    if event_type == "order.upserted":
-        return Upsert(order=data["order"], revision=_integer(data.get("revision")))
     if event_type == "order.action":
         return ActionRequest(
             action=data["action"],
             language=data.get("language"),
             data=data.get("data"),
-            min_revision=_integer(data.get("minRevision")),
+            min_revision=_revision(data, "minRevision", subject),
         )
+    revision = _revision(data, "revision", subject)
+    if event_type == "order.upserted":
+        return Upsert(order=data["order"], revision=revision)
     if event_type == "order.deleted":
-        return Delete(revision=_integer(data.get("revision")))
+        return Delete(revision=revision)
     return Lifecycle(
         kind=cast("LifecycleKind", event_type.removeprefix("order.")),
         action=action_map.get(event_type) or DEFAULT_ACTION_MAP[event_type],
         order=data.get("order"),
-        revision=_integer(data.get("revision")),
+        revision=revision,
         language=data.get("language"),
         action_data=data.get("actionData"),
     )
@@ -325,9 +355,62 @@ def _parse_error(exc: orjson.JSONDecodeError) -> str:
     return f"{exc.msg} at {where}"
 
 
-def _integer(value: float | None) -> int | None:
-    # JSON Schema counts 3.0 as an integer, so the schema lets it through; the models promise int.
-    return None if value is None else int(value)
+def _revision(data: dict[str, Any], member: str, subject: str) -> int | None:
+    """The revision as an exact int (the schema bounds it to 0 … 2**63 - 1)."""
+    value = data.get(member)
+    if value is None:
+        return None
+    # JSON Schema counts 3.0 as an integer, so the schema lets it through; the models promise
+    # an int, and only below 2**53 is a double surely the integer that was written.
+    if type(value) is float and value >= _EXACT_FLOATS:
+        raise InvalidEventError(
+            "schema",
+            f"data.{member}: from 2^53 on must be written as a plain integer (no fraction or"
+            " exponent): a JSON double cannot hold every such integer exactly",
+            order_id=subject,
+        )
+    return int(value)
+
+
+def _too_deep(root: object) -> bool:
+    """Whether arrays and objects nest more than ``MAX_DEPTH`` levels in ``root`` (root: level 1).
+
+    Called only when the brackets could reach that deep. orjson's indented output is the fast
+    sieve (about 2.5 times quicker than the walk below for a wide order): the contents of a level
+    k container are indented 2k spaces and strings cannot hold a raw newline, so without an
+    indent of 2 * MAX_DEPTH no container sits below MAX_DEPTH. Otherwise (or when orjson cannot
+    encode it: it writes at most 254 levels) the walk decides exactly, one level at a time and
+    only through containers, without recursion (orjson parsed up to 1024 levels).
+    """
+    if not isinstance(root, dict | list):
+        return False
+    try:
+        if _DEEP_INDENT not in orjson.dumps(root, option=orjson.OPT_INDENT_2):
+            return False
+    except orjson.JSONEncodeError:
+        pass
+    level: list[Any] = [root]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if type(node) is dict else node)
+            if type(child) is dict or type(child) is list
+        ]
+        if not level:
+            return False
+    return True
+
+
+def clip_id(text: str) -> str:
+    """Return ``text`` if it fits :data:`ID_MAX_CHARS`, else its start and "…" (that length).
+
+    Idempotent, so any layer may clip again. Used wherever an identifier read from a record (the
+    key, ``subject``, ``id``, ``type``) is copied into a log line, a header or an outcome: a
+    valid event's ids always fit, and a refused record's must not make its dead-letter copy or
+    its outcome too large to publish.
+    """
+    return text if len(text) <= ID_MAX_CHARS else text[: ID_MAX_CHARS - 1] + "…"
 
 
 def _key_text(key: bytes | None) -> str | None:

@@ -7,17 +7,22 @@ are pure: the caller passes the clock readings.
 An outcome's CloudEvents ``id`` is derived from the input (its event id and the operation), not
 random: when the consumer restarts and handles an event again, the repeated outcome carries the
 same id, and readers can drop it as a duplicate.
+
+Every identifier copied from an input record (order id, event id, event type) is clipped to
+``ID_MAX_CHARS`` (256) characters, the last one "…" when cut: a refused record may carry a
+600 KB key, and its outcome or dead-letter copy must still fit the producer's request size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 
 from consumer import schemas
+from consumer.events import clip_id
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +38,9 @@ OUTCOME_SOURCE: Final = "engage-consumer"
 DLQ_PREFIX: Final = "x-dlq-"
 #: Longest ``x-dlq-detail`` value in characters (the schema's maxLength).
 DLQ_DETAIL_LIMIT: Final = 1000
+#: Bytes of the original key a reduced dead-letter record keeps (see ``reduce_dead_letter``).
+DLQ_KEY_LIMIT: Final = 1024
+DLQ_TRUNCATED: Final = "x-dlq-truncated"
 
 # Reasons after which the value cannot be parsed (or should not be: it is too large).
 _UNREADABLE: Final = frozenset({"empty", "too_large", "undecodable", "not_an_object"})
@@ -84,10 +92,19 @@ class Outcome:
     """Measured duration (e.g. from a monotonic clock); None: finished_at - received_at."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordParts:
+    """The key, value and headers of one record to publish."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
 def outcome_id(origin: InputRef, operation: Operation | None) -> str:
     """Return the outcome's CloudEvents id: the same input and operation give the same id."""
     if origin.event_id is not None:
-        return f"{origin.event_id}:{operation or 'invalid'}"
+        return f"{clip_id(origin.event_id)}:{operation or 'invalid'}"
     # Without a readable event id the record's position is the only stable identity it has.
     return f"{origin.topic}/{origin.partition}/{origin.offset}:{operation or 'invalid'}"
 
@@ -98,13 +115,15 @@ def encode_outcome(outcome: Outcome, *, source: str = OUTCOME_SOURCE) -> bytes:
     total_ms = outcome.total_ms
     if total_ms is None:
         total_ms = (outcome.finished_at - outcome.received_at).total_seconds() * 1000.0
+    # Clipping again costs three len() calls and keeps any Outcome publishable, however built.
+    order_id = clip_id(origin.order_id)
     data: dict[str, Any] = {
-        "eventId": origin.event_id,
-        "eventType": origin.event_type,
+        "eventId": None if origin.event_id is None else clip_id(origin.event_id),
+        "eventType": None if origin.event_type is None else clip_id(origin.event_type),
         "topic": origin.topic,
         "partition": origin.partition,
         "offset": origin.offset,
-        "orderId": origin.order_id,
+        "orderId": order_id,
         "operation": outcome.operation,
         "status": outcome.status,
         "httpStatus": outcome.http_status,
@@ -127,7 +146,7 @@ def encode_outcome(outcome: Outcome, *, source: str = OUTCOME_SOURCE) -> bytes:
         "id": outcome_id(origin, outcome.operation),
         "source": source,
         "type": OUTCOME_TYPE,
-        "subject": origin.order_id,
+        "subject": order_id,
         "time": rfc3339(outcome.finished_at),
         "datacontenttype": "application/json",
         "data": data,
@@ -135,8 +154,33 @@ def encode_outcome(outcome: Outcome, *, source: str = OUTCOME_SOURCE) -> bytes:
     return orjson.dumps(event)
 
 
+def minimal_outcome(outcome: Outcome) -> Outcome:
+    """Return ``outcome`` without the parts an input or Engage can make long.
+
+    For an outcome the producer refused as too large (the bounds on ids make that unexpected):
+    the status, reason, ids and timings stay; ``detail`` says what was dropped.
+    """
+    origin = outcome.origin
+    return replace(
+        outcome,
+        origin=replace(
+            origin,
+            event_id=None if origin.event_id is None else clip_id(origin.event_id),
+            event_type=None if origin.event_type is None else clip_id(origin.event_type),
+            order_id=clip_id(origin.order_id),
+        ),
+        version_tag=None,
+        action=None if outcome.action is None else clip_id(outcome.action),
+        reason=None if outcome.reason is None else clip_id(outcome.reason),
+        detail="the full outcome was too large to publish; detail and versionTag were dropped",
+    )
+
+
 def peek_identity(error: InvalidEventError, value: bytes | None) -> tuple[str | None, str | None]:
-    """Read the ``id`` and ``type`` of an invalid event when its value is a readable object."""
+    """Read the ``id`` and ``type`` of an invalid event when its value is a readable object.
+
+    Both come back clipped (``clip_id``): they are copied into headers and outcomes.
+    """
     if error.reason in _UNREADABLE or not value:
         return None, None
     try:
@@ -147,8 +191,8 @@ def peek_identity(error: InvalidEventError, value: bytes | None) -> tuple[str | 
         return None, None
     event_id, event_type = document.get("id"), document.get("type")
     return (
-        event_id if isinstance(event_id, str) and event_id else None,
-        event_type if isinstance(event_type, str) and event_type else None,
+        clip_id(event_id) if isinstance(event_id, str) and event_id else None,
+        clip_id(event_type) if isinstance(event_type, str) and event_type else None,
     )
 
 
@@ -173,7 +217,7 @@ def invalid_outcome(
             topic=topic,
             partition=partition,
             offset=offset,
-            order_id=error.order_id,
+            order_id=clip_id(error.order_id),
         ),
         operation=None,
         status="invalid",
@@ -197,7 +241,9 @@ def dead_letter_headers(
     """Return the dead-letter record's headers: the original ones, then the reason headers.
 
     ``x-dlq-*`` headers the input already carried (it was replayed from a dead-letter topic) are
-    dropped, so that each reason header appears once and tells about this failure.
+    dropped, so that each reason header appears once and tells about this failure. The order id
+    and event id are clipped (``clip_id``); the original key, value and headers are not ours to
+    change.
     """
     kept = [(name, raw) for name, raw in headers or () if not name.startswith(DLQ_PREFIX)]
     detail = error.detail or error.reason
@@ -212,10 +258,38 @@ def dead_letter_headers(
         ("x-dlq-time", rfc3339(at)),
     ]
     if error.order_id:
-        reasons.append(("x-dlq-order-id", error.order_id))
+        reasons.append(("x-dlq-order-id", clip_id(error.order_id)))
     if event_id:
-        reasons.append(("x-dlq-event-id", event_id))
+        reasons.append(("x-dlq-event-id", clip_id(event_id)))
     return kept + [(name, text.encode()) for name, text in reasons]
+
+
+def reduce_dead_letter(
+    *, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> RecordParts | None:
+    """Return a smaller dead-letter record for one the producer refused as too large.
+
+    The contract keeps the original key, value and headers; when that copy cannot be published,
+    this keeps the reason headers, the first ``DLQ_KEY_LIMIT`` bytes of the key, an empty value
+    and none of the original headers, and names what it changed in ``x-dlq-truncated``
+    (``key``, ``value``, ``headers``, comma-separated). None when there is nothing to reduce.
+    """
+    dropped: list[str] = []
+    if key is not None and len(key) > DLQ_KEY_LIMIT:
+        dropped.append("key")
+        key = key[:DLQ_KEY_LIMIT]
+    if value:
+        # Empty rather than null: a null value is a tombstone, which compaction acts upon.
+        dropped.append("value")
+        value = b""
+    reasons = [(name, raw) for name, raw in headers if name.startswith(DLQ_PREFIX)]
+    if len(reasons) < len(headers):
+        dropped.append("headers")
+    if not dropped:
+        return None
+    return RecordParts(
+        key=key, value=value, headers=[*reasons, (DLQ_TRUNCATED, ",".join(dropped).encode())]
+    )
 
 
 def dead_letter_view(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:

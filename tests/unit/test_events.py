@@ -14,11 +14,14 @@ from consumer.errors import InvalidEventError
 from consumer.events import (
     DEFAULT_ACTION_MAP,
     EVENT_TYPES,
+    ID_MAX_CHARS,
+    MAX_DEPTH,
     ActionRequest,
     Delete,
     Lifecycle,
     OrderEvent,
     Upsert,
+    clip_id,
     decode_record,
 )
 
@@ -399,3 +402,198 @@ def test_mutated_examples_never_crash_the_decoder(
         assert result.detail
     else:
         assert result.order_id == document["subject"]
+
+
+def _nested(levels: int, innermost: object) -> object:
+    """``innermost`` inside ``levels`` arrays and objects (alternating), built without recursion."""
+    value = innermost
+    for level in range(levels):
+        value = [value] if level % 2 else {"n": value}
+    return value
+
+
+DEEP_DETAIL = f"data: nests arrays and objects more than {MAX_DEPTH} levels deep (the limit)"
+
+
+@pytest.mark.parametrize("innermost", [1, [], {}, "[[[[[[[[[["])
+@pytest.mark.parametrize(
+    ("event_type", "member"),
+    [
+        ("order.upserted", "order"),
+        ("order.action", "data"),
+        ("order.shipped", "actionData"),
+    ],
+)
+def test_data_may_nest_64_levels_and_no_more(
+    event_type: str, member: str, innermost: object
+) -> None:
+    """`data` (level 1) may nest 64 levels of arrays and objects; 65 is refused as `too_deep`."""
+
+    def event(levels: int) -> dict[str, Any]:
+        # data is level 1 and its member level 2, so levels - 2 more below, an innermost
+        # array or object being one of them.
+        below = levels - 2 - isinstance(innermost, list | dict)
+        body: Any = {"deep": _nested(below, innermost)}
+        data: dict[str, Any] = {member: ORDER | body if member == "order" else body}
+        if event_type == "order.action":
+            data["action"] = "A"
+        return _event(event_type, data)
+
+    # Compact and indented: whitespace must not change the verdict.
+    assert isinstance(_decode(event(MAX_DEPTH)), OrderEvent)
+    pretty = orjson.dumps(event(MAX_DEPTH), option=orjson.OPT_INDENT_2)
+    assert isinstance(_decode(pretty), OrderEvent)
+    assert _refusal(event(MAX_DEPTH + 1)) == ("too_deep", DEEP_DETAIL, "ORD-1")
+
+
+@pytest.mark.parametrize("levels", [255, 1_000])
+def test_nesting_orjson_cannot_encode_again_is_too_deep(levels: int) -> None:
+    """Bodies past orjson's 254 encodable levels are refused, never handed to the Engage client."""
+    deep = b"[" * levels + b"]" * levels
+    data = b'{"order":{"orderId":"ORD-1","x":' + deep + b"}}"
+    assert _refusal(_raw_event(b"order.upserted", data)) == ("too_deep", DEEP_DETAIL, "ORD-1")
+
+
+def _depth(value: object) -> int:
+    """Reference: levels of arrays and objects in ``value`` (recursive; the spines are short)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@st.composite
+def _spines(draw: st.DrawFn) -> object:
+    """A chain 60-70 levels long, each level an array or object with random siblings."""
+    value: object = draw(st.sampled_from([1, "x", [], {}, None]))
+    for _ in range(draw(st.integers(60, 70))):
+        siblings = draw(st.lists(st.sampled_from([0, "]]", [], {}, [1], {"k": [2]}]), max_size=2))
+        at = draw(st.integers(0, len(siblings)))
+        members = [*siblings[:at], value, *siblings[at:]]
+        if draw(st.booleans()):
+            value = members
+        else:
+            value = {f"k{i}": member for i, member in enumerate(members)}
+    return value
+
+
+@settings(max_examples=100, deadline=None)
+@given(spine=_spines())
+def test_too_deep_agrees_with_a_plain_depth_count(spine: object) -> None:
+    """Around the limit, `too_deep` is refused exactly when data nests more than 64 levels."""
+    result = _attempt(_event("order.action", {"action": "A", "data": {"x": spine}}), key=b"ORD-1")
+    too_deep = isinstance(result, InvalidEventError) and result.reason == "too_deep"
+    assert too_deep == (2 + _depth(spine) > MAX_DEPTH), result
+
+
+def test_many_shallow_containers_are_not_too_deep() -> None:
+    """A wide order (hundreds of small objects, brackets in strings) is not taken for a deep one."""
+    items = [{"sku": f"S{i}", "tags": ["[{"] * 3, "price": {"v": i}} for i in range(300)]
+    event = _decode(_event("order.upserted", {"order": ORDER | {"lineItems": {"items": items}}}))
+    assert isinstance(event.data, Upsert)
+    assert event.data.order["lineItems"]["items"] == items
+
+
+@pytest.mark.parametrize(
+    ("literal", "revision"),
+    [
+        (b"0", 0),
+        (b"3.0", 3),
+        (b"9007199254740991.0", 2**53 - 1),
+        (b"9007199254740992", 2**53),
+        (b"9223372036854775807", 2**63 - 1),
+    ],
+)
+@pytest.mark.parametrize("member", ["revision", "minRevision"])
+def test_revisions_up_to_int64_are_kept_exactly(literal: bytes, revision: int, member: str) -> None:
+    """Revisions from 0 to 2**63 - 1 decode to exactly that int (a float form only below 2**53)."""
+    data = b'{"action":"A","minRevision":@}' if member == "minRevision" else b'{"revision":@}'
+    event_type = b"order.action" if member == "minRevision" else b"order.deleted"
+    event = _decode(_raw_event(event_type, data.replace(b"@", literal)))
+    got = event.data
+    kept = got.min_revision if isinstance(got, ActionRequest) else got.revision
+    assert (kept, type(kept)) == (revision, int)
+
+
+@pytest.mark.parametrize(
+    ("literal", "problem"),
+    [
+        (b"9223372036854775808", "must be ≤ 9223372036854775807"),
+        (b"18446744073709551615", "must be ≤ 9223372036854775807"),
+        (b"123456789012345678901234567890", "must be ≤ 9223372036854775807"),
+        (b"1e20", "must be ≤ 9223372036854775807"),
+        (b"1e308", "must be ≤ 9223372036854775807"),
+        (b"9007199254740992.0", "from 2^53 on must be written as a plain integer"),
+        (b"1e18", "from 2^53 on must be written as a plain integer"),
+        (b"1.2345678901234567e17", "from 2^53 on must be written as a plain integer"),
+    ],
+)
+@pytest.mark.parametrize("member", ["revision", "minRevision"])
+def test_revisions_no_int64_or_double_holds_exactly_are_refused(
+    literal: bytes, problem: str, member: str
+) -> None:
+    """Beyond 2**63 - 1, or a float form from 2**53 on, a revision is refused as `schema`."""
+    data = b'{"action":"A","minRevision":@}' if member == "minRevision" else b'{"revision":@}'
+    event_type = b"order.action" if member == "minRevision" else b"order.deleted"
+    reason, detail, order_id = _refusal(_raw_event(event_type, data.replace(b"@", literal)))
+    assert (reason, order_id) == ("schema", "ORD-1")
+    assert detail.startswith(f"data.{member}: {problem}")
+
+
+def _raw_event(event_type: bytes, data: bytes) -> bytes:
+    return (
+        b'{"specversion":"1.0","id":"e","source":"s","type":"' + event_type + b'",'
+        b'"subject":"ORD-1","time":"2025-03-01T10:15:00Z","data":' + data + b"}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("envelope", "detail"),
+    [
+        ({"id": "e" * 257}, "id: must be at most 256 characters"),
+        ({"subject": "O" * 257}, "subject: must be at most 256 characters"),
+        ({"source": "/" * 1025}, "source: must be at most 1024 characters"),
+    ],
+)
+def test_ids_beyond_the_contract_lengths_are_refused(envelope: dict[str, str], detail: str) -> None:
+    """id and subject hold at most 256 characters, source 1024: beyond, the event is `schema`."""
+    key = envelope.get("subject", "ORD-1").encode()
+    reason, got, _ = _refusal(_event("order.deleted", {}, **envelope), key=key)
+    assert (reason, got) == ("schema", detail)
+
+
+def test_ids_at_the_contract_lengths_are_accepted() -> None:
+    """256-character id and subject (even of 4-byte characters) and a 1024-character source pass."""
+    wide = "\U0001f600"
+    document = _event("order.upserted", {"order": ORDER | {"orderId": wide * 256}})
+    document |= {"id": wide * 256, "subject": wide * 256, "source": wide * 1024}
+    event = _decode(document, key=(wide * 256).encode())
+    assert (event.id, event.order_id, event.source) == (wide * 256, wide * 256, wide * 1024)
+
+
+@pytest.mark.parametrize(
+    ("key", "subject"),
+    [(b"K" * 600_000, 5), (b"ORD-1", "S" * 600_000), (b"K" * 600_000, None)],
+)
+def test_a_refusal_names_the_order_by_a_clipped_id(key: bytes, subject: object) -> None:
+    """A key or subject beyond 256 characters names the order cut to 255 and "…"."""
+    document = _event("order.deleted", {}, subject=subject)
+    if subject is None:
+        del document["subject"]
+    named = subject if isinstance(subject, str) else key.decode()
+    _, _, order_id = _refusal(document, key=key)
+    assert order_id == named[: ID_MAX_CHARS - 1] + "…"
+    if len(key) > ID_MAX_CHARS:
+        assert _refusal(None, key=key)[2] == order_id
+
+
+def test_clip_id_keeps_short_ids_and_is_idempotent() -> None:
+    """Ids up to 256 characters are kept; longer ones become 256 characters ending in "…"."""
+    exact, long = "x" * ID_MAX_CHARS, "x" * (ID_MAX_CHARS + 1)
+    assert (clip_id("ORD-1"), clip_id(exact), clip_id(long)) == (
+        "ORD-1",
+        exact,
+        "x" * (ID_MAX_CHARS - 1) + "…",
+    )
+    assert clip_id(clip_id(long)) == clip_id(long)

@@ -337,11 +337,6 @@ def check_publishable(record: HostileRecord, *, max_bytes: int = MAX_BYTES) -> N
     assert len(encoded) <= PUBLISHABLE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the decoder accepts revisions beyond 64 bits (encode_outcome raises TypeError) "
-    "and bodies nested 255-1023 deep (the Engage client's orjson.dumps raises TypeError)",
-)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rng=st.randoms(use_true_random=True))
 def test_every_accepted_event_can_be_sent_and_reported(rng: random.Random) -> None:
@@ -350,11 +345,6 @@ def test_every_accepted_event_can_be_sent_and_reported(rng: random.Random) -> No
         check_publishable(hostile_record(rng, max_bytes=MAX_BYTES))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: order-event.schema.json's revision has no maximum and events._integer turns "
-    "a float like 1e20 into an int beyond 64 bits: encode_outcome raises TypeError",
-)
 @pytest.mark.parametrize(
     "literal",
     ["1e20", "1e308", "18446744073709551616", "123456789012345678901234567890"],
@@ -380,11 +370,6 @@ def test_revisions_beyond_64_bits_are_refused_or_kept_exactly(
     assert outcome_problem(encode_outcome(outcome_of(result))) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an order body or action data nested 255-1023 levels deep decodes (orjson.loads "
-    "allows 1024) but orjson.dumps in consumer/engage.py _send refuses > 254: TypeError",
-)
 @pytest.mark.parametrize("depth", [260, 1_000])
 @pytest.mark.parametrize("member", ["order", "data"])
 def test_deeply_nested_bodies_are_refused_or_sendable(depth: int, member: str) -> None:
@@ -450,12 +435,6 @@ def huge_identity_records() -> list[HostileRecord]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: outcomes.dead_letter_headers copies the order id (record key or subject) and "
-    "the event id into x-dlq-* headers uncut; with a 600 KB key the dead-letter record "
-    "exceeds Kafka's 1 MB and Pipeline._publish retries it forever (the partition stalls)",
-)
 @pytest.mark.parametrize("record", huge_identity_records(), ids=lambda r: r.family)
 def test_dead_letter_record_fits_where_its_input_fitted(record: HostileRecord) -> None:
     """The dead-letter copy of a refused record adds at most a few KB to the input."""
@@ -465,12 +444,6 @@ def test_dead_letter_record_fits_where_its_input_fitted(record: HostileRecord) -
     assert dead_letter_size(record, error) <= input_size + FIXED_PART_LIMIT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: outcomes.invalid_outcome names the order by a record key or subject of any "
-    "length (twice), the event id (twice) and the event type uncut: a 600 KB key makes a 1.8 MB "
-    "outcome record that the producer refuses and Pipeline._publish retries forever",
-)
 @pytest.mark.parametrize("record", huge_identity_records(), ids=lambda r: r.family)
 def test_invalid_outcome_stays_small(record: HostileRecord) -> None:
     """The ``invalid`` outcome of a refused record (with its key) is a few KB at most."""
@@ -479,16 +452,29 @@ def test_invalid_outcome_stays_small(record: HostileRecord) -> None:
     assert invalid_outcome_size(record, error) <= FIXED_PART_LIMIT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: order-event.schema.json bounds neither id nor subject: a valid 700 KB event "
-    "(350 KB id, 350 KB subject) gets a 1.4 MB outcome that can never be published",
-)
 def test_accepted_event_outcome_fits_the_broker() -> None:
-    """An event the decoder accepts (within its 1 MB limit) gets an outcome Kafka can take."""
+    """Ids of 350 KB are refused (`schema`); the longest the contract allows get a small outcome."""
     oid = HUGE[:350_000]
     event = valid_event_with_revision() | {"id": HUGE[:350_000], "subject": oid}
     event["data"] = {"revision": 1}
     record = HostileRecord(family="huge ids", key=oid.encode(), value=orjson.dumps(event))
-    assert isinstance(verdict(record, max_bytes=DEFAULT_MAX_BYTES), OrderEvent)
+    refused = verdict(record, max_bytes=DEFAULT_MAX_BYTES)
+    assert isinstance(refused, InvalidEventError)
+    assert (refused.reason, refused.detail) == ("schema", "id: must be at most 256 characters")
+    # The contract's limits (id and subject 256 characters, source 1024, action 100), each
+    # character four bytes in UTF-8.
+    wide = "\U0001f600"
+    longest = valid_event_with_revision() | {
+        "id": wide * 256,
+        "subject": wide * 256,
+        "source": wide * 1024,
+        "type": "order.action",
+        "data": {"action": wide * 100, "minRevision": 2**63 - 1},
+    }
+    record = HostileRecord(
+        family="longest ids", key=(wide * 256).encode(), value=orjson.dumps(longest)
+    )
+    accepted = verdict(record, max_bytes=DEFAULT_MAX_BYTES)
+    assert isinstance(accepted, OrderEvent)
     check_publishable(record, max_bytes=DEFAULT_MAX_BYTES)
+    assert len(encode_outcome(outcome_of(accepted))) <= FIXED_PART_LIMIT

@@ -12,16 +12,20 @@ from consumer.errors import InvalidEventError
 from consumer.events import OrderEvent, Upsert
 from consumer.outcomes import (
     DLQ_DETAIL_LIMIT,
+    DLQ_KEY_LIMIT,
     InputRef,
     Operation,
     Outcome,
+    RecordParts,
     Status,
     dead_letter_headers,
     dead_letter_problem,
     encode_outcome,
     invalid_outcome,
+    minimal_outcome,
     outcome_problem,
     peek_identity,
+    reduce_dead_letter,
     rfc3339,
 )
 
@@ -280,3 +284,158 @@ def test_dead_letter_schema_refuses_an_unknown_reason() -> None:
     problem = dead_letter_problem(headers)
     assert problem is not None
     assert problem.startswith("x-dlq-reason: must be one of empty, too_large,")
+
+
+#: 600 KB: with its dead-letter copy or outcome naming it in full, a record would pass 1 MB.
+HUGE = "K" * 600_000
+CLIPPED = "K" * 255 + "…"
+
+
+def test_ids_copied_into_dead_letter_headers_are_clipped() -> None:
+    """x-dlq-order-id and x-dlq-event-id hold at most 256 characters; the headers stay valid."""
+    error = InvalidEventError("undecodable", "not UTF-8 JSON: …", order_id=HUGE)
+    headers = dead_letter_headers(
+        headers=None,
+        error=error,
+        topic="orders",
+        partition=0,
+        offset=0,
+        at=RECEIVED,
+        event_id=HUGE,
+    )
+    view = dict(headers)
+    assert (view["x-dlq-order-id"].decode(), view["x-dlq-event-id"].decode()) == (CLIPPED, CLIPPED)
+    assert dead_letter_problem(headers) is None
+
+
+def test_ids_copied_into_an_invalid_outcome_are_clipped() -> None:
+    """Order id, event id and event type of a refused record are cut to 256 characters."""
+    value = orjson.dumps({"id": HUGE, "type": HUGE, "subject": HUGE, "data": {}})
+    outcome = invalid_outcome(
+        InvalidEventError("schema", "subject: too long", order_id=HUGE),
+        value=value,
+        topic="orders",
+        partition=1,
+        offset=5,
+        received_at=RECEIVED,
+        finished_at=RECEIVED,
+    )
+    assert outcome is not None
+    assert outcome.origin.order_id == CLIPPED
+    encoded = encode_outcome(outcome)
+    document = orjson.loads(encoded)
+    data = document["data"]
+    assert (document["id"], document["subject"]) == (f"{CLIPPED}:invalid", CLIPPED)
+    assert (data["eventId"], data["eventType"], data["orderId"]) == (CLIPPED, CLIPPED, CLIPPED)
+    assert outcome_problem(encoded) is None
+    assert len(encoded) < 3_000
+
+
+def test_encode_outcome_clips_ids_however_the_outcome_was_built() -> None:
+    """Even an Outcome built by hand with huge ids encodes to a valid, small outcome."""
+    origin = InputRef(
+        event_id=HUGE, event_type=HUGE, topic="t", partition=0, offset=0, order_id=HUGE
+    )
+    outcome = Outcome(
+        origin=origin,
+        operation="upsert",
+        status="accepted",
+        received_at=RECEIVED,
+        finished_at=FINISHED,
+    )
+    encoded = encode_outcome(outcome)
+    assert (outcome_problem(encoded), len(encoded) < 3_000) == (None, True)
+
+
+def test_the_schemas_refuse_ids_beyond_256_characters() -> None:
+    """The outcome and dead-letter schemas state the bound the builders keep."""
+    document = orjson.loads(encode_outcome(_outcome("accepted", "upsert")))
+    document["data"]["orderId"] = "O" * 257
+    assert outcome_problem(document) == "data.orderId: must be at most 256 characters"
+    headers = dead_letter_headers(
+        headers=None, error=_schema_error(), topic="t", partition=0, offset=0, at=RECEIVED
+    )
+    assert dead_letter_problem([*headers, ("x-dlq-event-id", b"e" * 257)]) == (
+        "x-dlq-event-id: must be at most 256 characters"
+    )
+
+
+def _letter_headers(original: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    return dead_letter_headers(
+        headers=original,
+        error=InvalidEventError("undecodable", "not UTF-8 JSON: …", order_id=CLIPPED),
+        topic="orders",
+        partition=0,
+        offset=9,
+        at=RECEIVED,
+    )
+
+
+def test_a_reduced_dead_letter_keeps_the_reasons_and_names_what_it_dropped() -> None:
+    """Key cut to 1 KiB, value emptied, original headers left out, x-dlq-truncated says so."""
+    headers = _letter_headers([("traceparent", b"00-abc-01"), ("bin", b"\xff")])
+    reduced = reduce_dead_letter(key=HUGE.encode(), value=b"{" * 400_000, headers=headers)
+    assert reduced == RecordParts(
+        key=b"K" * DLQ_KEY_LIMIT,
+        value=b"",
+        headers=[*headers[2:], ("x-dlq-truncated", b"key,value,headers")],
+    )
+    assert dead_letter_problem(reduced.headers) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "original", "truncated"),
+    [
+        (b"ORD-1", b"x" * 10, [], b"value"),
+        (b"K" * 2_000, None, [], b"key"),
+        (None, b"", [("h", b"v")], b"headers"),
+        (b"K" * DLQ_KEY_LIMIT, b"x", [("h", b"v")], b"value,headers"),
+    ],
+)
+def test_a_reduced_dead_letter_names_only_what_it_changed(
+    key: bytes | None, value: bytes | None, original: list[tuple[str, bytes]], truncated: bytes
+) -> None:
+    """A short key, a null or empty value and absent headers are kept and not named."""
+    reduced = reduce_dead_letter(key=key, value=value, headers=_letter_headers(original))
+    assert reduced is not None
+    assert (reduced.key, reduced.value) == (
+        key if key is None else key[:DLQ_KEY_LIMIT],
+        value if not value else b"",
+    )
+    assert reduced.headers[-1] == ("x-dlq-truncated", truncated)
+    assert dead_letter_problem(reduced.headers) is None
+
+
+def test_nothing_to_reduce_gives_none() -> None:
+    """A record with a short key, no value and no original headers cannot be made smaller."""
+    assert reduce_dead_letter(key=b"ORD-1", value=None, headers=_letter_headers([])) is None
+
+
+def test_minimal_outcome_drops_what_an_input_or_engage_can_make_long() -> None:
+    """detail and versionTag go, ids and action are clipped; status and reason stay; valid."""
+    outcome = Outcome(
+        origin=InputRef(
+            event_id=HUGE, event_type=HUGE, topic="t", partition=0, offset=3, order_id=HUGE
+        ),
+        operation="action",
+        status="failed",
+        received_at=RECEIVED,
+        finished_at=FINISHED,
+        reason="deadline",
+        detail="x" * 900_000,
+        version_tag="v" * 900_000,
+        action="A" * 900_000,
+        attempts=4,
+    )
+    minimal = minimal_outcome(outcome)
+    encoded = encode_outcome(minimal)
+    data = orjson.loads(encoded)["data"]
+    assert (data["status"], data["reason"], data["attempts"], data["versionTag"]) == (
+        "failed",
+        "deadline",
+        4,
+        None,
+    )
+    assert (data["orderId"], data["action"]) == (CLIPPED, "A" * 255 + "…")
+    assert data["detail"].startswith("the full outcome was too large to publish")
+    assert (outcome_problem(encoded), len(encoded) < 3_000) == (None, True)

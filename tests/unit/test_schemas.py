@@ -137,6 +137,10 @@ def test_reference_validator_also_refuses_schema_level_invalid_examples(file: st
     if file == "time-not-rfc3339.json":
         # jsonschema checks date-time only with an optional extra; fastjsonschema always does.
         assert errors == []
+    elif file == "revision-with-exponent.json":
+        # A rule the schema states in words and the decoder checks: JSON Schema cannot tell
+        # 1e18 from 1000000000000000000.
+        assert errors == []
     else:
         assert errors != []
 
