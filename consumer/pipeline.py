@@ -30,10 +30,13 @@ from consumer.orders import Action, FetchTag, SendAction, SendWrite, Settle, Wri
 from consumer.outcomes import (
     InputRef,
     Outcome,
+    RecordParts,
     dead_letter_headers,
     encode_outcome,
     invalid_outcome,
+    minimal_outcome,
     peek_identity,
+    reduce_dead_letter,
 )
 
 if TYPE_CHECKING:
@@ -597,6 +600,7 @@ class Pipeline:
             value=encode_outcome(outcome),
             headers=[],
             finishes=(pending.tp, event.offset),
+            reduced=lambda: _minimal_record(outcome),
         )
         self.metrics.outcome(status, pending.operation)
         self._finish(pending.tp, event.offset, pending)
@@ -639,6 +643,7 @@ class Pipeline:
             value=record.value,
             headers=headers,
             finishes=(tp, record.offset) if outcome is None else None,
+            reduced=lambda: reduce_dead_letter(key=record.key, value=record.value, headers=headers),
         )
         self.metrics.dead_letter(error.reason)
         if outcome is not None:
@@ -649,6 +654,7 @@ class Pipeline:
                 value=encode_outcome(outcome),
                 headers=[],
                 finishes=(tp, record.offset),
+                reduced=lambda: _minimal_record(outcome),
             )
             self.metrics.outcome(outcome.status, outcome.operation)
         self._finish(tp, record.offset, None)
@@ -661,8 +667,14 @@ class Pipeline:
         value: bytes | None,
         headers: list[tuple[str, bytes]],
         finishes: tuple[TP, int] | None = None,
+        reduced: Callable[[], RecordParts | None] | None = None,
     ) -> None:
-        """Publish until Kafka acknowledges: an outcome is never dropped, only delayed."""
+        """Publish until Kafka acknowledges: an outcome is never dropped, only delayed.
+
+        The one exception is a record Kafka refuses as too large: that is not retriable (the
+        same bytes fail forever, and the partition's commits would stop behind them), so it is
+        replaced once by ``reduced()``, and dropped with an error when nothing smaller exists.
+        """
         delay = 0.1
         while True:
             try:
@@ -672,6 +684,21 @@ class Pipeline:
             except TransactionFailed:
                 raise  # state is ahead of Kafka: only a restart from committed state is safe
             except Exception as exc:  # noqa: BLE001 - boundary: any producer failure is retried
+                if _too_large(exc):
+                    smaller = reduced() if reduced is not None else None
+                    reduced = None  # reduce once: a size refusal must never loop
+                    size = len(key or b"") + len(value or b"") + sum(len(r) for _, r in headers)
+                    log.error(  # noqa: TRY400 - no traceback needed
+                        "record too large for Kafka",
+                        topic=topic,
+                        bytes=size,
+                        then="publishing a reduced one" if smaller else "dropped",
+                        error=repr(exc),
+                    )
+                    if smaller is None:
+                        return
+                    key, value, headers = smaller.key, smaller.value, smaller.headers
+                    continue
                 log.warning("publish failed; retrying", topic=topic, error=repr(exc), delay=delay)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -757,6 +784,21 @@ class Pipeline:
 
     def _count(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
+
+
+def _too_large(exc: Exception) -> bool:
+    """Whether the producer or the broker refused a record for its size (never retriable)."""
+    from aiokafka.errors import MessageSizeTooLargeError  # noqa: PLC0415 - only on failure
+
+    return isinstance(exc, MessageSizeTooLargeError)
+
+
+def _minimal_record(outcome: Outcome) -> RecordParts:
+    """The results-topic record of ``minimal_outcome(outcome)`` (the full one was too large)."""
+    reduced = minimal_outcome(outcome)
+    return RecordParts(
+        key=reduced.origin.order_id.encode(), value=encode_outcome(reduced), headers=[]
+    )
 
 
 def _tp_of(effect: SendWrite | SendAction | FetchTag) -> TP | None:

@@ -11,8 +11,8 @@ broker, and the consumer's own ``Service`` runs against the Engage simulator. Th
   its outcome, and the simulator's journal shows every action once, with the right tag, in order;
 - the group's committed offsets reach the end of the input.
 
-The xfail tests pin bugs found by the fuzzing (see their reasons); the lead removes the marks
-once consumer/ is fixed.
+The last tests replay poison records the fuzzing found (each used to crash the service or stall
+its partition for good): each is dead-lettered or answered, and the record after it too.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 
 from consumer.errors import InvalidEventError
 from consumer.events import decode_record
-from consumer.outcomes import DLQ_PREFIX, dead_letter_problem, outcome_problem
+from consumer.outcomes import DLQ_KEY_LIMIT, DLQ_PREFIX, dead_letter_problem, outcome_problem
 from consumer.sandbox.audit import audit
 from consumer.sandbox.workload import EventFactory, lifecycle_stream
 from tests.hostile import FAMILIES, HostileRecord, hostile_record
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from consumer.sandbox.kafka import KafkaBroker
     from consumer.sandbox.workload import GeneratedEvent
     from tests.fixtures.kafka import TopicFactory
+    from tests.integration.harness import Topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.engage]
 
@@ -211,7 +212,7 @@ async def test_duplicate_event_ids_each_get_an_outcome(
     assert await committed_lag(kafka_broker, settings.kafka_group_id, topics.inputs[0]) == 0
 
 
-# -- bugs the fuzzing found (xfail until consumer/ is fixed) --------------------------------------
+# -- poison records the fuzzing found ------------------------------------------------------------
 
 
 async def run_one_poison_record(
@@ -219,7 +220,7 @@ async def run_one_poison_record(
     engage_sim: EngageSimulator,
     new_topic: TopicFactory,
     poison: tuple[bytes | None, bytes | None],
-) -> None:
+) -> Topics:
     """A poison record then a valid event on one partition: both answered, offsets at the end."""
     topics = await make_topics(new_topic, partitions=1)
     after = EventFactory(prefix="after").upserted("AFTER-1", 1)
@@ -234,14 +235,9 @@ async def run_one_poison_record(
     outcomes = await read_outcomes(kafka_broker, topics, at_least=1, wait_seconds=5)
     assert after.event_id in {o["data"]["eventId"] for o in outcomes}
     assert await committed_lag(kafka_broker, settings.kafka_group_id, topics.inputs[0]) == 0
+    return topics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a tombstone keyed by 600 KB gets a dead-letter record (key + x-dlq-order-id) "
-    "of 1.2 MB; the producer refuses it (MessageSizeTooLargeError) and Pipeline._publish "
-    "retries forever: the offset never finishes, commits stop there for good",
-)
 async def test_an_oversized_key_does_not_stall_its_partition(
     kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
 ) -> None:
@@ -258,12 +254,6 @@ def _deleted(revision_literal: bytes) -> bytes:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: revision 1e20 decodes to int 10**20; encode_outcome raises TypeError "
-    "(orjson: Integer exceeds 64-bit range) in Pipeline._publish_outcome and the work task "
-    "group fails: the service crashes, and crashes again on the same record after a restart",
-)
 async def test_a_revision_beyond_64_bits_does_not_crash_the_consumer(
     kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
 ) -> None:
@@ -273,12 +263,6 @@ async def test_a_revision_beyond_64_bits_does_not_crash_the_consumer(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an order body nested 300 deep decodes (orjson.loads allows 1024) but "
-    "EngageClient._send's orjson.dumps raises TypeError (limit 254); it escapes the "
-    "dispatcher (which catches EngageError only) and the service crashes",
-)
 async def test_a_deeply_nested_order_body_does_not_crash_the_consumer(
     kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
 ) -> None:
@@ -290,3 +274,19 @@ async def test_a_deeply_nested_order_body_does_not_crash_the_consumer(
         b'"data":{"order":{"orderId":"POISON-2","deep":' + nested + b"}}}"
     )
     await run_one_poison_record(kafka_broker, engage_sim, new_topic, (b"POISON-2", value))
+
+
+async def test_a_dead_letter_copy_too_large_for_kafka_is_published_reduced(
+    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
+) -> None:
+    """A refused record just under 1 MiB: its copy plus reason headers is not; a reduced copy is."""
+    # 1,048,465 bytes as the producer counts them; with the x-dlq-* headers, 1,048,941: over
+    # max_request_size (1 MiB), which the producer refuses (MessageSizeTooLargeError).
+    key, value = b"K" * 700_000, b"x" * (1_048_576 - 700_000 - 200)
+    topics = await run_one_poison_record(kafka_broker, engage_sim, new_topic, (key, value))
+    [letter] = await read_all(kafka_broker, topics.dead_letter, at_least=1)
+    view = {name: raw.decode() for name, raw in letter.headers}
+    assert (letter.key, letter.value) == (key[:DLQ_KEY_LIMIT], b"")
+    assert (view["x-dlq-reason"], view["x-dlq-truncated"]) == ("undecodable", "key,value")
+    assert view["x-dlq-order-id"] == "K" * 255 + "…"
+    assert dead_letter_problem(list(letter.headers)) is None
