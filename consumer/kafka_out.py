@@ -87,6 +87,8 @@ class TransactionalSink:
 
     def __init__(self, producer: AIOKafkaProducer, *, wake: Callable[[], None]) -> None:
         self.producer = producer
+        # aiokafka's max_request_size, less room for the batch and record overhead.
+        self.max_record_bytes = int(getattr(producer, "_max_request_size", 1_048_576)) - 1024
         self._staged: list[_Staged] = []
         # Tells the runner there is something to commit (it commits at once, batching).
         self._wake = wake
@@ -100,7 +102,17 @@ class TransactionalSink:
         headers: Headers,
         finishes: tuple[TP, int] | None = None,
     ) -> None:
-        """Stage the record and wait until a transaction carrying it committed."""
+        """Stage the record and wait until a transaction carrying it committed.
+
+        A record too large for the producer is refused here, as the plain producer would
+        refuse it (``MessageSizeTooLargeError``): inside a transaction it would fail the whole
+        transaction, and the restart would meet the same record again.
+        """
+        from aiokafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
+
+        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
+        if size > self.max_record_bytes:
+            raise MessageSizeTooLargeError(f"{size} bytes is above {self.max_record_bytes}")
         staged = _Staged(topic=topic, key=key, value=value, headers=headers, finishes=finishes)
         self._staged.append(staged)
         self._wake()
