@@ -286,6 +286,21 @@ def test_a_stale_tag_makes_the_next_action_fetch_the_tag_again() -> None:
     assert book.tag_learned(ORDER, "T9") == [send_action(a2, "T9")]
 
 
+def test_a_late_stale_tag_on_a_replaced_tag_changes_nothing() -> None:
+    """A 404 for a tag already replaced by a GET does not send the order back to unknown."""
+    book, _ = confirmed_book("T1")
+    a1, a2, a3, a4 = action("a1"), action("a2"), action("a3"), action("a4")
+    book.submit(ORDER, a1)
+    book.submit(ORDER, a2)
+    book.action_done(ORDER, "a1", status="rejected", reason="http_404", stale_tag=True)
+    assert book.submit(ORDER, a3) == [FetchTag(order_id=ORDER)]
+    assert book.tag_learned(ORDER, "T9") == [send_action(a3, "T9")]
+    assert book.action_done(ORDER, "a2", status="rejected", reason="http_404", stale_tag=True) == [
+        settle("a2", "rejected", "http_404", "T1")
+    ]
+    assert book.submit(ORDER, a4) == [send_action(a4, "T9")]
+
+
 def test_a_write_confirmed_without_a_readable_tag_leaves_the_tag_to_a_get() -> None:
     """Accepted but no tag: the order exists, and the next action learns the tag by GET."""
     book, _ = make_book()
@@ -473,6 +488,9 @@ def test_results_the_book_does_not_expect_are_ignored() -> None:
     assert book.write_done(ORDER, "nope", tag="X", status="accepted", reason=None) == []
     assert book.action_done(ORDER, "nope", status="accepted", reason=None) == []
     assert book.tag_learned(ORDER, "X") == []
+    book.submit(ORDER, write("w"))
+    assert book.tag_learned(ORDER, "X") == []  # no GET in flight: a write is
+    assert book.snapshot(ORDER).state == State.WRITING
     assert book.write_done("other", "nope", tag="X", status="accepted", reason=None) == []
     assert book.snapshot(ORDER).tag == "T1"
 
