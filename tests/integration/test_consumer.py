@@ -78,6 +78,7 @@ async def test_interleaved_lifecycles_over_partitions(
         "wrong_tag": 0,
         "out_of_order": 0,
         "unexpected_actions": 0,
+        "superseded": 0,
     }
     actions = sum(1 for e in events if e.event["type"] != "order.upserted")
     assert report.actions_accepted == actions
