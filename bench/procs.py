@@ -29,8 +29,10 @@ SIMULATOR_CPUS: frozenset[int] = frozenset({1})
 
 
 def usable_cpus() -> set[int]:
-    """The CPUs this process may run on."""
-    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
+    """The machine's CPUs (not this process's affinity: the driver pins itself to one)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return set()
+    return set(range(os.cpu_count() or 1))
 
 
 def pin(pid: int, cpus: Collection[int]) -> bool:

@@ -241,7 +241,7 @@ async def run(spec: RunSpec, machinery: Machinery) -> dict[str, Any]:
         **counts,
         "cpu_s": usage.cpu_seconds,
         "cpu_s_per_1000_events": usage.cpu_seconds / events * 1000 if events else None,
-        "cores_busy": usage.cpu_seconds / window,
+        "cores_busy": usage.cores,
         "runqueue_wait_s": usage.runqueue_wait_seconds,
         "runqueue_wait_share": usage.runqueue_wait_seconds / window,
         "contender_core_busy": usage.core_busy,

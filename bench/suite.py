@@ -58,6 +58,7 @@ async def memory_probe(orders: int) -> dict[str, Any]:
 def _machine() -> dict[str, Any]:
     return {
         "cpus": sorted(usable_cpus()),
+        "driver_affinity": sorted(os.sched_getaffinity(0)),
         "loadavg": os.getloadavg(),
         "python": sys.version.split()[0],
         "platform": sys.platform,
