@@ -36,9 +36,8 @@ class Plan:
     action_job_delay: str = "fixed:0.01"
     #: In-flight bounds of the sweep; at 20 ms latency Little's law gives 50 x bound per second.
     in_flight_levels: tuple[int, ...] = (8, 16, 20, 40, 100)
-    # Latency at half of saturation (action-only, paced producer).
+    # Latency at half of saturation (action-only, paced producer, at the best sweep level).
     paced_seconds: float = 20.0
-    paced_in_flight: int = 64
     # Memory of idle tracked orders.
     memory_orders: int = 1_000_000
     # Bounds.

@@ -241,15 +241,21 @@ async def _paced(
     spec_for: Callable[..., RunSpec],
     runs: list[dict[str, Any]],
 ) -> None:
-    """A consumer at half of its measured saturation (its best sweep rate): the latency it adds."""
-    saturation = max(r["events_per_s"] for r in sweep)
+    """A consumer at half of its saturation (its best sweep run, same bound): the added latency."""
+    best = max(sweep, key=lambda r: r["events_per_s"])
+    saturation, in_flight = best["events_per_s"], best["params"]["in_flight"]
     rate = saturation / 2
     count = max(int(rate * plan.paced_seconds), 50)
     paced = action_workload(plan.action_keys, count, seed=4, tag="A")
-    _say(f"paced: {contender} at {rate:.0f} actions/s (half of {saturation:.0f}), {count} actions")
+    _say(
+        f"paced: {contender} at {rate:.0f} actions/s (half of {saturation:.0f} at in-flight "
+        f"{in_flight}), {count} actions"
+    )
+    # Paced at the in-flight bound where the saturation was measured: with httpx a larger
+    # bound is slower, so half of the best rate could overload another bound.
     spec = spec_for(
         contender,
-        plan.paced_in_flight,
+        in_flight,
         label=f"paced-{contender}",
         events=paced.actions,
         audited=paced.audited,
