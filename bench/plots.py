@@ -99,16 +99,17 @@ def plot_latency(data: dict[str, Any], out_dir: Path) -> Path | None:
             axes[1].bar([x - 0.4 + step * (n + 0.5) for x in range(3)], values, step, label=name)
         axes[1].axhline(10, color="red", linestyle=":", label="target 10 ms (added p99)")
         axes[1].set_xticks(range(3), qs)
-        axes[1].set_ylabel("ms")
+        axes[1].set_yscale("log")
+        axes[1].set_ylabel("ms (log)")
         axes[1].legend(fontsize=7)
-        rates = ", ".join(
-            f"{r['label']} {r['params']['produce_rate']:,.0f}/s "
-            f"(half of {r.get('saturation_events_per_s', 0):,.0f})"
+        rates = "\n".join(
+            f"{r['label']}: {r['params']['produce_rate']:,.0f}/s "
+            f"(half of {r.get('saturation_events_per_s', 0):,.0f}), "
+            f"in-flight {r['params']['in_flight']}"
             for r in paced
         )
         axes[1].set_title(
-            f"paced at half of saturation: {rates}\nin-flight {paced[0]['params']['in_flight']}, "
-            f"latency {paced[0]['params']['latency']}",
+            f"paced at half of saturation, latency {paced[0]['params']['latency']}\n{rates}",
             fontsize=8,
         )
     else:
