@@ -303,22 +303,24 @@ class OrderBook:
         return count
 
     def drop(self, order_id: str) -> list[Op]:
-        """Take back the order's unsent ops (parked and queued, in stream order), unsettled.
+        """Take back the order's unsent ops, unsettled: parked gated actions, then the queue.
 
-        For partition revocation: the runner resubmits the ones it keeps. Ops in flight stay: their
-        results are still reported and settled, and ops submitted later queue behind them. With
-        nothing in flight the order is forgotten (``unknown``).
+        The queued ops come in stream order. For partition revocation: the runner resubmits the
+        ones it keeps. Ops in flight stay: their results are still reported and settled, and ops
+        submitted later queue behind them, as does the memory of a write that expired unsent.
+        With nothing in flight the order is forgotten (``unknown``).
         """
         self._idle.pop(order_id, None)
         order = self._busy.get(order_id)
         if order is None:
             return []
-        # Parked actions reached the head before anything now queued arrived behind them.
+        # A gated action parks only at the head, so it came before everything still queued (its
+        # place among other gated actions does not matter: each waits for its own revision).
         ops: list[Op] = [p.action for p in order.parked]
         ops.extend(op for op in order.queue if not isinstance(op, Lapsed))
         order.parked.clear()
-        order.queue.clear()
-        if order.write is None and not order.acting and order.state is not State.FETCHING:
+        order.queue = deque(op for op in order.queue if isinstance(op, Lapsed))
+        if order.is_idle():
             del self._busy[order_id]
         return ops
 

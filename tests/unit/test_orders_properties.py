@@ -48,10 +48,12 @@ ACTION_OUTCOMES = ("accepted", "accepted", "accepted", "rejected", "stale", "unk
 FETCH_OUTCOMES = ("answer", "answer", "answer", "error")
 REVISIONS = st.one_of(st.none(), st.integers(1, 5))
 DEADLINES = st.sampled_from((0.5, 2.0, 6.0, 30.0, 200.0))
-CHOICES = st.sampled_from(("write", "action", "action", "result", "result", "tick", "sleep"))
+CHOICES = st.sampled_from(
+    ("write", "action", "action", "result", "result", "tick", "sleep", "write", "drop")
+)
 STEPS = st.sampled_from((0.0, 0.5, 1.0, 2.5, 7.0, 40.0))
 
-Fate = Literal["pending", "sent", "accepted", "stale", "coalesced", "failed"]
+Fate = Literal["pending", "sent", "accepted", "stale", "coalesced", "failed", "dropped"]
 
 
 @dataclass
@@ -68,6 +70,11 @@ class Rec:
     sent_tag: str | None = None
     reported: tuple[str, str | None] | None = None
     settle: Settle | None = None
+
+
+def done(rec: Rec) -> bool:
+    """Whether the op no longer holds anything up: settled, or taken back by ``drop``."""
+    return rec.settle is not None or rec.fate == "dropped"
 
 
 @dataclass
@@ -99,6 +106,8 @@ class Driver:
     #: What the book must know, from results it was told in the current epoch: the highest
     #: confirmed revision, and the revision of the write behind the tag (None after a GET).
     known_floor: dict[str, int | None] = field(default_factory=dict)
+    #: GETs the book may still ask for: one per op, stale tag and write result.
+    fetch_budget: dict[str, int] = field(default_factory=dict)
     #: Writes coalesced into the write the book is about to send.
     coalesced: dict[str, list[Rec]] = field(default_factory=dict)
     known_revision: dict[str, int | None] = field(default_factory=dict)
@@ -117,6 +126,7 @@ class Driver:
             self.epoch[order_id] = 0
             self.known_floor[order_id] = None
             self.known_revision[order_id] = None
+            self.fetch_budget[order_id] = 0
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -129,11 +139,32 @@ class Driver:
         else:
             kind: Literal["upsert", "delete"] = "delete" if op_kind == "delete" else "upsert"
             op = Write(token=token, kind=kind, revision=revision, deadline=self.now + ttl)
+        self.submit_op(order_id, op)
+
+    def submit_op(self, order_id: str, op: Write | Action) -> None:
         stream = self.streams[order_id]
         rec = Rec(order_id=order_id, op=op, index=len(stream), submitted_at=self.now)
         stream.append(rec)
-        self.recs[token] = rec
+        self.recs[op.token] = rec  # type: ignore[index]
+        self.fetch_budget[order_id] += 1
         self.apply(self.book.submit(order_id, op))
+
+    def drop(self, order_id: str, keep: list[bool]) -> None:
+        """Revocation: take back the unsent ops, then resubmit some, as the pipeline does."""
+        ops = self.book.drop(order_id)
+        unsent = [r for r in self.streams[order_id] if r.fate == "pending" and r.settle is None]
+        assert {op.token for op in ops} == {r.op.token for r in unsent}, "drop lost or added ops"
+        ordered = [op.token for op in ops if isinstance(op, Write) or op.min_revision is None]
+        expected = [
+            r.op.token for r in unsent if isinstance(r.op, Write) or r.op.min_revision is None
+        ]
+        assert ordered == expected, "drop changed the stream order"
+        for r in unsent:
+            r.fate = "dropped"
+        self.check_book()
+        for op, again in zip(ops, keep, strict=False):
+            if again:
+                self.submit_op(order_id, op)
 
     def finish_write(self, order_id: str, outcome: str) -> None:
         rec = self.writing.pop(order_id)
@@ -162,6 +193,7 @@ class Driver:
             reason, tag = f"write {outcome}", None
             rec.fate = "failed"
         rec.reported = (status, reason)
+        self.fetch_budget[order_id] += 1
         self.apply(
             self.book.write_done(order_id, rec.op.token, tag=tag, status=status, reason=reason)
         )
@@ -178,6 +210,8 @@ class Driver:
         status: ResultStatus = "rejected" if outcome == "stale" else outcome  # type: ignore[assignment]
         reason = f"action {outcome}"
         rec.reported = (status, reason)
+        if outcome == "stale":
+            self.fetch_budget[rec.order_id] += 1
         self.apply(
             self.book.action_done(
                 rec.order_id, token, status=status, reason=reason, stale_tag=outcome == "stale"
@@ -187,14 +221,7 @@ class Driver:
     def finish_fetch(self, order_id: str, outcome: str) -> None:
         self.fetching.remove(order_id)
         if outcome == "error":
-            effects = self.book.tag_learned(order_id, None, error=FETCH_ERROR)
-            # A failed GET is retried on the spot only for other actions, after failing the ones
-            # that waited for it: otherwise it would loop on a broken Engage.
-            if any(isinstance(e, FetchTag) for e in effects):
-                assert any(isinstance(e, Settle) and e.reason == FETCH_ERROR for e in effects), (
-                    "GET retried at once"
-                )
-            self.apply(effects)
+            self.apply(self.book.tag_learned(order_id, None, error=FETCH_ERROR))
         else:
             engage = self.engage[order_id]
             self.known_revision[order_id] = None
@@ -231,7 +258,7 @@ class Driver:
         # (c) stream order: everything before it that had to finish has finished.
         for before in self.streams[order_id][: rec.index]:
             if isinstance(before.op, Write) or before.op.min_revision is None:
-                assert before.settle is not None, f"write {rec.index} overtook {before}"
+                assert done(before), f"write {rec.index} overtook {before}"
         # Never roll the order back: not at or below a confirmed revision, nor below one that
         # was coalesced into this write.
         revision = effect.op.revision
@@ -269,7 +296,7 @@ class Driver:
             # (a), (c), (e): the write it depends on finished and gave exactly this tag.
             for before in self.streams[order_id][: rec.index]:
                 if isinstance(before.op, Write):
-                    assert before.settle is not None, "action overtook a write before it"
+                    assert done(before), "action overtook a write before it"
             dep = self.dependency(rec)
             if dep is not None:
                 assert dep.fate == "accepted", f"action sent although its write is {dep.fate}"
@@ -287,6 +314,9 @@ class Driver:
         self.acting[rec.op.token] = rec  # type: ignore[index]
 
     def on_fetch(self, effect: FetchTag) -> None:
+        # No GET loop on a broken Engage: every GET needs a new reason (an op, a result).
+        self.fetch_budget[effect.order_id] -= 1
+        assert self.fetch_budget[effect.order_id] >= 0, "GET without a new reason"
         assert effect.order_id not in self.fetching, "two GETs in flight"
         assert effect.order_id not in self.writing, "GET while a write is in flight"
         self.fetching.add(effect.order_id)
@@ -295,6 +325,7 @@ class Driver:
         rec = self.recs[effect.token]  # type: ignore[index]
         assert rec.order_id == effect.order_id
         assert rec.settle is None, f"second Settle for {rec}: {effect}"
+        assert rec.fate != "dropped", f"Settle for an op taken back by drop: {effect}"
         rec.settle = effect
         if rec.fate == "sent" or rec.reported is not None:
             assert rec.reported is not None, "a sent op settled before its result came"
@@ -318,9 +349,16 @@ class Driver:
                 # Coalesced into a later write with nothing between that still needed its tag.
                 assert effect.status == "skipped"
                 later = stream[rec.index + 1 :]
-                nxt = next((i for i, b in enumerate(later) if isinstance(b.op, Write)), None)
+                nxt = next(
+                    (
+                        i
+                        for i, b in enumerate(later)
+                        if isinstance(b.op, Write) and b.fate != "dropped"
+                    ),
+                    None,
+                )
                 assert nxt is not None, "coalesced into nothing"
-                assert all(b.settle is not None for b in later[:nxt]), "coalesced across an action"
+                assert all(done(b) for b in later[:nxt]), "coalesced across an action"
                 rec.fate = "coalesced"
                 self.coalesced.setdefault(rec.order_id, []).append(rec)
             elif reason == "stale":
@@ -328,6 +366,7 @@ class Driver:
                 assert op.revision is not None
                 assert any(
                     isinstance(b.op, Write)
+                    and b.fate != "dropped"
                     and b.op.revision is not None
                     and b.op.revision >= op.revision
                     for b in stream[self.epoch[rec.order_id] : rec.index]
@@ -367,10 +406,12 @@ class Driver:
             raise AssertionError(f"unexpected action Settle {effect}")
 
     def dependency(self, rec: Rec) -> Rec | None:
-        """The write an ungated action depends on: the last one before it that was not stale."""
+        """The write an ungated action depends on: the last one before it, not stale nor taken
+        back by ``drop``.
+        """
         stream = self.streams[rec.order_id]
         for before in reversed(stream[self.epoch[rec.order_id] : rec.index]):
-            if isinstance(before.op, Write) and before.fate != "stale":
+            if isinstance(before.op, Write) and before.fate not in {"stale", "dropped"}:
                 return before
         return None
 
@@ -413,7 +454,7 @@ class Driver:
                 break
         assert not self.pending_io()
         assert self.book.busy() == 0, "book still busy after everything was delivered"
-        unsettled = [r for r in self.recs.values() if r.settle is None]
+        unsettled = [r for r in self.recs.values() if r.settle is None and r.fate != "dropped"]
         assert not unsettled, f"ops never settled: {unsettled}"
 
     def deliver(self, data: st.DataObject, items: list[tuple[str, object]]) -> None:
@@ -448,6 +489,9 @@ def play(data: st.DataObject, *, orders: int, steps: int) -> Driver:
         elif choice == "sleep":
             # Time passes without a tick: results and ops meet deadlines the book has not seen.
             driver.now += data.draw(STEPS)
+        elif choice == "drop":
+            order_id = data.draw(st.sampled_from(order_ids))
+            driver.drop(order_id, data.draw(st.lists(st.booleans(), max_size=8)))
         else:
             order_id = data.draw(st.sampled_from(order_ids))
             kind = (
