@@ -79,16 +79,22 @@ idle        more than max_tracked orders,    forgotten                          
             least recently used
 =========== ================================ ===================================== ==============
 
-Where this deliberately goes beyond the brief, each for safety:
+Choices worth knowing, each made for safety:
 
-- An *ambiguous* write failure leads to ``failed``, not ``unknown``: the actions that come after
-  it in stream order, even those submitted later, get ``write_failed`` instead of reading the tag
-  with a GET (a job that is still running in Engage would make that tag an older one).
+- An *ambiguous* write failure (``unknown``) leads to ``failed`` like a definitive one: the actions
+  after it in stream order, even those submitted later, get ``write_failed`` instead of reading
+  the tag with a GET (a job still running in Engage would make that tag an older one). Only
+  ``exists`` differs: it becomes unknown, so the next write may POST or PUT.
 - The floor (highest confirmed revision) survives writes without a revision and GETs, so stale
-  writes are still recognised and gated actions at or below it go at once.
-- A gated action that reaches the head in ``failed`` fails if its revision is at or below the
-  failed write's or the floor (the order's newest write did not land); above both it parks.
-- ``drop`` keeps what is in flight: those ops still get their Settle when the runner reports.
+  writes are still recognised and gated actions at or below it go at once. In a run of writes, one
+  at or below an earlier write's revision is stale too: the newest revision is the one sent.
+- While ``failed``, the failed revisions pile up: a gated action at or below any of them, or at or
+  below the floor, fails (the order's newest write did not land); above all of them it parks.
+- An op whose deadline passed is never sent, even between two ticks.
+- ``drop`` keeps what is in flight (those ops still settle when the runner reports) and the
+  marker of a write that expired unsent.
+- What is forgotten is forgotten: after an eviction or a restart an action learns the tag by
+  GET, even if the order's last write had failed. ``max_tracked`` makes that rare.
 """
 
 from __future__ import annotations

@@ -482,6 +482,15 @@ def test_drop_returns_unsent_ops_and_in_flight_ones_still_settle() -> None:
     assert ORDER not in book
 
 
+def test_forget_idle_drops_every_idle_order_and_keeps_busy_ones() -> None:
+    """After a revocation the idle orders' tags may go stale elsewhere: all are forgotten."""
+    book, _ = confirmed_book("T1")
+    book.submit("busy", write("wb"))
+    assert book.forget_idle() == 1
+    assert (ORDER in book, "busy" in book, book.tracked()) == (False, True, 1)
+    assert book.submit(ORDER, action("a")) == [FetchTag(order_id=ORDER)]
+
+
 def test_results_the_book_does_not_expect_are_ignored() -> None:
     """Late or unknown results (e.g. after drop) change nothing."""
     book, _ = confirmed_book("T1")

@@ -490,8 +490,14 @@ def play(data: st.DataObject, *, orders: int, steps: int) -> Driver:
             # Time passes without a tick: results and ops meet deadlines the book has not seen.
             driver.now += data.draw(STEPS)
         elif choice == "drop":
-            order_id = data.draw(st.sampled_from(order_ids))
-            driver.drop(order_id, data.draw(st.lists(st.booleans(), max_size=8)))
+            if data.draw(st.booleans()):
+                driver.drop(
+                    data.draw(st.sampled_from(order_ids)),
+                    data.draw(st.lists(st.booleans(), max_size=8)),
+                )
+            else:
+                driver.book.forget_idle()
+                driver.check_book()
         else:
             order_id = data.draw(st.sampled_from(order_ids))
             kind = (
