@@ -92,6 +92,7 @@ class Settings:
     engage_read_timeout_seconds: float = 30.0
     engage_retry_ambiguous_actions: bool = False
     engage_max_attempts: int = 100
+    engage_http_transport: str = "aiohttp"
     action_intents: bool = True
     job_deadline_seconds: float = 120.0
     # Processing
@@ -304,6 +305,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         engage_retry_ambiguous_actions=r.flag("ENGAGE_RETRY_AMBIGUOUS_ACTIONS", default=False),
         action_intents=r.flag("ACTION_INTENTS", default=True),
         engage_max_attempts=r.number("ENGAGE_MAX_ATTEMPTS", int, 100, minimum=1),
+        engage_http_transport=(
+            r.choice("ENGAGE_HTTP_TRANSPORT", ("AIOHTTP", "HTTPX"), "AIOHTTP") or "AIOHTTP"
+        ).lower(),
         job_deadline_seconds=r.number("JOB_DEADLINE_SECONDS", float, 120.0, minimum=0.1),
         event_deadline_seconds=r.number("EVENT_DEADLINE_SECONDS", float, 300.0, minimum=0.1),
         revision_wait_seconds=r.number("REVISION_WAIT_SECONDS", float, 30.0, minimum=0.0),

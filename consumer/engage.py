@@ -41,6 +41,7 @@ from consumer.engage_classify import (
     status_error,
     transport_error,
 )
+from consumer.engage_transport import make_transport
 from consumer.engage_values import (
     ActionResult,
     CallKind,
@@ -126,19 +127,20 @@ class EngageClient:
             write=settings.write_timeout,
             pool=settings.pool_timeout,
         )
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive,
+            keepalive_expiry=settings.keepalive_expiry,
+        )
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             auth=_ApiKeyAuth(settings.api_key),
             headers={"User-Agent": settings.user_agent, "Content-Type": "application/json"},
             timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive,
-                keepalive_expiry=settings.keepalive_expiry,
-            ),
+            limits=limits,
             # A job poll answers 302 when done: we must see it, not follow it.
             follow_redirects=False,
-            transport=transport,
+            transport=transport or make_transport(settings.http_transport, limits),
         )
         self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None, fragment=None)
 

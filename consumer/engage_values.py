@@ -113,6 +113,8 @@ class EngageClientSettings:
     keepalive_expiry: float = 5.0
     poll_initial_delay: float = 0.05
     poll_max_delay: float = 2.0
+    #: ``aiohttp`` (default: httpx's API on aiohttp's transport) or ``httpx`` (httpcore)
+    http_transport: str = "aiohttp"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngageClientSettings:
@@ -128,6 +130,7 @@ class EngageClientSettings:
             # for a connection, so the pool timeout only fires when something is really wrong.
             max_connections=in_flight,
             max_keepalive=min(in_flight, 32),
+            http_transport=settings.engage_http_transport,
         )
 
 
