@@ -154,7 +154,8 @@ class OrderBook:
     ) -> None:
         if max_tracked < 0:
             raise ValueError(f"max_tracked must be >= 0, not {max_tracked}")
-        if revision_wait < 0:
+        # Written as "not >=" so that NaN, for which every comparison is False, is refused too.
+        if not revision_wait >= 0:
             raise ValueError(f"revision_wait must be >= 0, not {revision_wait}")
         self._max_tracked = max_tracked
         self._clock = clock
@@ -166,7 +167,13 @@ class OrderBook:
     # -- inputs -----------------------------------------------------------------------------------
 
     def submit(self, order_id: str, op: Op) -> list[Effect]:
-        """Queue ``op`` behind the order's earlier ops and return what can happen now."""
+        """Queue ``op`` behind the order's earlier ops and return what can happen now.
+
+        Raises:
+            ValueError: the op's deadline is NaN (it could never be compared, so never expire).
+        """
+        if op.deadline != op.deadline:
+            raise ValueError(f"the deadline of {op.token!r} is NaN")
         order = self._busy.get(order_id)
         if order is None:
             order = expand(self._idle.pop(order_id, None))

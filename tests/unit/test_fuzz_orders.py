@@ -539,12 +539,6 @@ def test_a_result_reported_twice_settles_once() -> None:
     assert book.snapshot("o1").tag == "t1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: OrderBook.submit accepts a NaN deadline and a gated action with one never "
-    "settles (orders.py _expire and _release compare deadline <= now / > now, both False "
-    "for NaN); reachable because config._Reader.number accepts EVENT_DEADLINE_SECONDS=nan",
-)
 def test_a_nan_deadline_is_refused_or_still_ends() -> None:
     """A gated action with a NaN deadline is refused with ValueError, or settles in the end."""
     clock = [0.0]
@@ -562,11 +556,6 @@ def test_a_nan_deadline_is_refused_or_still_ends() -> None:
     assert ended == ["a"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: OrderBook.__init__ refuses revision_wait < 0 but lets NaN through (NaN < 0 is "
-    "False); config._Reader.number has the same hole for REVISION_WAIT_SECONDS=nan",
-)
 def test_a_nan_revision_wait_is_refused() -> None:
     """A NaN revision_wait is refused like a negative one."""
     with pytest.raises(ValueError, match="revision_wait"):
