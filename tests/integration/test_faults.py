@@ -141,18 +141,18 @@ async def test_engage_outage_slowness_and_429s_pause_and_recover(
     tmp_path: Path,
 ) -> None:
     """60 s of 503s then refused connections, 5 s latency, 429s throughout: bounded, recovers."""
-    # Engage allows 60 requests/s; the consumer starts at 150/s: 429s all along.
+    # Engage allows 100 requests/s; the consumer starts at 250/s: 429s all along.
     sim = await engage_sim_factory(
-        SimulatorSettings(job_delay=Delay.parse("uniform:0.01,0.2"), rate_limit=60.0)
+        SimulatorSettings(job_delay=Delay.parse("uniform:0.01,0.2"), rate_limit=100.0)
     )
     topics = await make_topics(new_topic, partitions=4)
-    events = lifecycle_stream(400, seed=53)
+    events = lifecycle_stream(300, seed=53)
     await produce(kafka_broker, topics.inputs[0], as_records(events))
     settings = consumer_settings(
         kafka_broker,
         sim,
         topics,
-        engage_rate_limit=150.0,
+        engage_rate_limit=250.0,
         max_buffered_events=300,
         event_deadline_seconds=180.0,
         engage_read_timeout_seconds=10.0,
