@@ -1,6 +1,5 @@
 """The aiohttp transport says "not sent" only when the request cannot have left."""
 
-
 import aiohttp
 import httpx
 import pytest
