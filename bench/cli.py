@@ -51,14 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--contenders",
         type=_names,
-        help=f"subset of {','.join(c for c in CONTENDERS if c != 'ours-aiohttp')}",
+        help=f"subset of {','.join(c for c in CONTENDERS if c != 'ours-httpx')}",
     )
     parser.add_argument(
-        "--no-transport-prototype",
-        dest="transport_prototype",
+        "--no-transport-comparison",
+        dest="transport_comparison",
         action="store_false",
         default=None,
-        help="skip the httpx-on-aiohttp runs",
+        help="skip the runs of our consumer on the httpx transport",
     )
     parser.add_argument(
         "--no-profile", dest="profile", action="store_false", default=None, help="skip py-spy"

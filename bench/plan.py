@@ -46,7 +46,8 @@ class Plan:
     """Records for Kafka's ConsumerPerformance (0: as many as the lifecycle topic holds)."""
     # Which parts to run.
     contenders: tuple[str, ...] = ("ours", "naive", "parallel", "faststream")
-    transport_prototype: bool = True
+    #: Also run our consumer with ENGAGE_HTTP_TRANSPORT=httpx (the transport before aiohttp's).
+    transport_comparison: bool = True
     profile: bool = True
     run_timeout: float = 600.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -71,7 +72,7 @@ SMOKE = Plan(
     memory_orders=20_000,
     capacity_seconds=1.0,
     perf_messages=0,
-    transport_prototype=False,
+    transport_comparison=False,
     profile=False,
     run_timeout=60.0,
 )

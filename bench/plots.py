@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 _NAMES = {
     "ours": "engage-consumer",
-    "ours-aiohttp": "engage-consumer (httpx on aiohttp)",
+    "ours-httpx": "engage-consumer, ENGAGE_HTTP_TRANSPORT=httpx",
     "parallel": "Parallel Consumer (Java, KEY)",
     "faststream": "FastStream concurrent",
     "naive": "naive baseline",
@@ -37,7 +37,7 @@ def plot_throughput(data: dict[str, Any], out_dir: Path) -> Path | None:
         "k--",
         label="Little's bound (in-flight / mean latency)",
     )
-    for contender in ("ours", "ours-aiohttp", "parallel", "faststream"):
+    for contender in ("ours", "ours-httpx", "parallel", "faststream"):
         mine = sorted(
             (r["params"]["in_flight"], r["actions_per_s"])
             for r in runs

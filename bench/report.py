@@ -80,9 +80,9 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         )
     if ours is not None and naive is not None:
         ratio = ours["events_per_s"] / naive["events_per_s"] if naive["events_per_s"] else 0.0
-        aio = _one(data, "lifecycle-ours-aiohttp")
+        aio = _one(data, "lifecycle-ours-httpx")
         aio_note = (
-            f"; ours-aiohttp {aio['events_per_s']:,.1f} events/s = "
+            f"; ours-httpx {aio['events_per_s']:,.1f} events/s = "
             f"{aio['events_per_s'] / naive['events_per_s']:.1f}x"
             if aio and naive["events_per_s"]
             else ""
@@ -98,10 +98,10 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         rpa = ours["requests_per_action"]
         naive_rpa = naive["requests_per_action"] if naive else None
         floor = data.get("lifecycle_floor") or {}
-        aio = _one(data, "lifecycle-ours-aiohttp")
+        aio = _one(data, "lifecycle-ours-httpx")
         add(
             "requests per delivered action <= 3.5 (lifecycle)",
-            f"{_fmt(rpa, 2)} (naive {_fmt(naive_rpa, 2)}; ours-aiohttp "
+            f"{_fmt(rpa, 2)} (naive {_fmt(naive_rpa, 2)}; ours-httpx "
             f"{_fmt(aio['requests_per_action'] if aio else None, 2)})",
             (3.5 / rpa) if rpa else None,
             rpa is not None and rpa <= 3.5,
@@ -111,7 +111,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             "write + >=1 poll per write, a GET per write an action needs, 1 per action",
         )
     out.extend(_peer_targets(data))
-    for label in ("paced-ours", "paced-ours-aiohttp"):
+    for label in ("paced-ours", "paced-ours-httpx"):
         paced = _one(data, label)
         if paced is None:
             continue
@@ -164,10 +164,10 @@ def _peer_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 f"CPU s/1000: ours {_fmt(ours[0]['cpu_s_per_1000_events'], 2)}, "
                 f"{name} {_fmt(other[0]['cpu_s_per_1000_events'], 2)}"
             )
-            aio = _runs(data, label=f"actions-ours-aiohttp-{level}")
+            aio = _runs(data, label=f"actions-ours-httpx-{level}")
             if aio and theirs:
                 cpu += (
-                    f"; ours-aiohttp {aio[0]['actions_per_s']:,.0f}/s = "
+                    f"; ours-httpx {aio[0]['actions_per_s']:,.0f}/s = "
                     f"{aio[0]['actions_per_s'] / theirs:.2f}x, CPU s/1000 "
                     f"{_fmt(aio[0]['cpu_s_per_1000_events'], 2)}"
                 )

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from consumer.sandbox.kafka import KafkaBroker
     from consumer.sandbox.workload import GeneratedEvent
 
-#: Contenders: our consumer, ours with aiohttp under httpx, and the three peers.
-CONTENDERS = ("ours", "ours-aiohttp", "naive", "parallel", "faststream")
+#: Contenders: our consumer (default transport), ours on the httpx transport, and the peers.
+CONTENDERS = ("ours", "ours-httpx", "naive", "parallel", "faststream")
 
 
 @dataclass(kw_only=True)
@@ -92,7 +92,7 @@ def _command(
         "--api-key",
         sim.api_key,
     ]
-    if spec.contender in {"ours", "ours-aiohttp"}:
+    if spec.contender in {"ours", "ours-httpx"}:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": machinery.broker.bootstrap_servers,
             "KAFKA_GROUP_ID": group,
@@ -107,9 +107,10 @@ def _command(
             "HTTP_PORT": "0",
             "LOG_LEVEL": "INFO",
         }
-        module = "consumer.cli" if spec.contender == "ours" else "bench.ours_aiohttp"
-        argv = [py, "-m", module, *(["run"] if spec.contender == "ours" else [])]
-        return argv, env
+        if spec.contender == "ours-httpx":
+            # The transport the consumer had before aiohttp's: the before/after comparison.
+            env["ENGAGE_HTTP_TRANSPORT"] = "httpx"
+        return [py, "-m", "consumer.cli", "run"], env
     if spec.contender == "naive":
         interval = ["--poll-interval", str(spec.naive_poll_interval)]
         return [py, "-m", "bench.naive", *common, *interval], {}
@@ -278,7 +279,7 @@ async def _stop_profiler(profiler: asyncio.subprocess.Process) -> None:
 
 _LIBRARIES = {
     "httpx/httpcore/h11 (HTTP client)": ("httpx/", "httpcore/", "h11/"),
-    "aiohttp (transport prototype)": ("aiohttp/", "httpx_aiohttp/"),
+    "aiohttp (transport)": ("aiohttp/", "httpx_aiohttp/"),
     "aiokafka": ("aiokafka/",),
     "consumer (our code)": ("consumer/",),
     "structlog/logging": ("structlog/", "logging/"),

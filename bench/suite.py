@@ -127,7 +127,7 @@ async def _lifecycle(
             "rate_budget": plan.lifecycle_rate_budget,
             "timeout": plan.run_timeout,
         }
-        wanted = ["ours", *(["ours-aiohttp"] if plan.transport_prototype else [])]
+        wanted = ["ours", *(["ours-httpx"] if plan.transport_comparison else [])]
         for contender in wanted:
             if contender.startswith("ours") and "ours" not in plan.contenders:
                 continue
@@ -193,7 +193,7 @@ async def _action_only(
                 **extra,
             )
 
-        sweep = [c for c in ("ours", "ours-aiohttp", "parallel", "faststream") if _wanted(plan, c)]
+        sweep = [c for c in ("ours", "ours-httpx", "parallel", "faststream") if _wanted(plan, c)]
         if pc_jars is None and "parallel" in sweep:
             sweep.remove("parallel")
         for level in plan.in_flight_levels:
@@ -206,7 +206,7 @@ async def _action_only(
         if plan.profile and ours:
             top = max(plan.in_flight_levels)
             profiles: dict[str, Any] = {}
-            for contender in ("ours", *(["ours-aiohttp"] if plan.transport_prototype else [])):
+            for contender in ("ours", *(["ours-httpx"] if plan.transport_comparison else [])):
                 _say(f"profile: {contender} at in-flight {top} under py-spy")
                 target = out_dir / f"profile-{contender}.txt"
                 run_result = await run(
@@ -218,7 +218,7 @@ async def _action_only(
                     "events_per_s_under_profiler": run_result["events_per_s"],
                 }
             result["profiles"] = profiles
-        for contender in ("ours", "ours-aiohttp"):
+        for contender in ("ours", "ours-httpx"):
             mine = [
                 r for r in runs if r["contender"] == contender and r["label"].startswith("actions-")
             ]
@@ -269,8 +269,8 @@ async def _paced(
 
 
 def _wanted(plan: Plan, contender: str) -> bool:
-    if contender == "ours-aiohttp":
-        return plan.transport_prototype and "ours" in plan.contenders
+    if contender == "ours-httpx":
+        return plan.transport_comparison and "ours" in plan.contenders
     return contender in plan.contenders
 
 
