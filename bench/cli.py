@@ -32,6 +32,14 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _parts(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = set(names) - {"memory", "capacity", "lifecycle", "actions"}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown parts: {', '.join(sorted(unknown))}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options; every size has a preset in bench/plan.py."""
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
@@ -48,6 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-flight", dest="in_flight_levels", type=_levels, help="sweep, e.g. 8,16,20,40,100"
     )
     parser.add_argument("--memory-orders", type=int, help="idle orders for the memory probe")
+    parser.add_argument(
+        "--parts",
+        type=_parts,
+        help="subset of memory,capacity,lifecycle,actions (default: all)",
+    )
+    parser.add_argument(
+        "--lifecycle-in-flight", type=int, help="ENGAGE_MAX_IN_FLIGHT on the lifecycle workload"
+    )
+    parser.add_argument(
+        "--polls-in-flight",
+        dest="lifecycle_polls_in_flight",
+        type=int,
+        help="ENGAGE_MAX_POLLS_IN_FLIGHT on the lifecycle workload",
+    )
     parser.add_argument(
         "--contenders",
         type=_names,

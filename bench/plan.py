@@ -45,6 +45,7 @@ class Plan:
     perf_messages: int = 0
     """Records for Kafka's ConsumerPerformance (0: as many as the lifecycle topic holds)."""
     # Which parts to run.
+    parts: tuple[str, ...] = ("memory", "capacity", "lifecycle", "actions")
     contenders: tuple[str, ...] = ("ours", "naive", "parallel", "faststream")
     #: Also run our consumer with ENGAGE_HTTP_TRANSPORT=httpx (the transport before aiohttp's).
     transport_comparison: bool = True

@@ -70,12 +70,14 @@ async def run_suite(plan: Plan, out_dir: Path) -> dict[str, Any]:
     pin_driver()
     result: dict[str, Any] = {"plan": plan.as_dict(), "machine_before": _machine(), "notes": []}
     began = time.monotonic()
-    _say(f"memory probe: {plan.memory_orders:,} idle orders")
-    result["memory"] = await memory_probe(plan.memory_orders)
-    _say("simulator capacity")
-    result["simulator_capacity"] = await simulator_capacity(plan.capacity_seconds)
+    if "memory" in plan.parts:
+        _say(f"memory probe: {plan.memory_orders:,} idle orders")
+        result["memory"] = await memory_probe(plan.memory_orders)
+    if "capacity" in plan.parts:
+        _say("simulator capacity")
+        result["simulator_capacity"] = await simulator_capacity(plan.capacity_seconds)
     pc_jars = None
-    if "parallel" in plan.contenders:
+    if "parallel" in plan.contenders and "actions" in plan.parts:
         try:
             pc_jars = await asyncio.to_thread(parallel_consumer.ensure_parallel_consumer)
         except (RuntimeError, OSError) as exc:
@@ -84,7 +86,12 @@ async def run_suite(plan: Plan, out_dir: Path) -> dict[str, Any]:
     result["runs"] = runs
     async with open_kafka(BrokerSettings(c1_only=False)) as broker:
         java = str(broker.java.path)
-        await _lifecycle(plan, broker=broker, java=java, out_dir=out_dir, runs=runs, result=result)
+        if "lifecycle" in plan.parts:
+            await _lifecycle(
+                plan, broker=broker, java=java, out_dir=out_dir, runs=runs, result=result
+            )
+        if "actions" not in plan.parts:
+            return _finish(result, began)
         await _action_only(
             plan,
             broker=broker,
@@ -94,6 +101,10 @@ async def run_suite(plan: Plan, out_dir: Path) -> dict[str, Any]:
             runs=runs,
             result=result,
         )
+    return _finish(result, began)
+
+
+def _finish(result: dict[str, Any], began: float) -> dict[str, Any]:
     result["machine_after"] = _machine()
     result["elapsed_s"] = round(time.monotonic() - began, 1)
     return result
