@@ -350,6 +350,9 @@ def write_report(data: dict[str, Any], out_dir: Path) -> Path:
             )
             inclusive = profile.get("inclusive") or {}
             parts.append("Inclusive: " + ", ".join(f"{k} {v:.0%}" for k, v in inclusive.items()))
+            rate = _fmt(profile.get("events_per_s_under_profiler"), 0)
+            parts.append(f"Throughput under the profiler: {rate} actions/s. Hottest frames:")
+            parts += [f"- {share:.1%} `{frame}`" for frame, share in profile["top_leaf_frames"][:8]]
             parts.append("")
     if data.get("notes"):
         parts += ["## Notes", "", *[f"- {n}" for n in data["notes"]], ""]
