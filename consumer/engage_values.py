@@ -111,7 +111,9 @@ class EngageClientSettings:
     max_connections: int = 100
     max_keepalive: int = 20
     keepalive_expiry: float = 5.0
-    poll_initial_delay: float = 0.05
+    # The first poll comes after 0.2 s, then doubling: a job of ~1 s costs 3 polls instead of
+    # the 5 a 50 ms start cost (bench: 4.9 polls per write at 0.05 s on 0.1-2 s jobs).
+    poll_initial_delay: float = 0.2
     poll_max_delay: float = 2.0
     #: ``aiohttp`` (default: httpx's API on aiohttp's transport) or ``httpx`` (httpcore)
     http_transport: str = "aiohttp"

@@ -154,7 +154,7 @@ async def test_engage_outage_slowness_and_429s_pause_and_recover(
         topics,
         engage_rate_limit=250.0,
         max_buffered_events=300,
-        event_deadline_seconds=180.0,
+        event_deadline_seconds=300.0,  # the default: a 60 s outage must fit in it
         engage_read_timeout_seconds=10.0,
     )
     log = tmp_path / "consumer.log"
@@ -193,6 +193,11 @@ async def test_engage_outage_slowness_and_429s_pause_and_recover(
         "rate_limited": stats["rateLimited"],
         "faults": stats["faultsInjected"],
         "statuses": dict(Counter(o["data"]["status"] for o in outcomes)),
+        "not_accepted": [
+            (o["data"]["eventType"], o["data"]["status"], o["data"]["reason"], o["data"]["detail"])
+            for o in outcomes
+            if o["data"]["status"] in {"failed", "unknown"}
+        ],
         **report.summary(),
     }
     print("engage faults:", figures)
