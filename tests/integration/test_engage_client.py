@@ -81,7 +81,7 @@ async def test_write_polls_the_job_and_learns_the_new_tag(
 ) -> None:
     """A create is accepted, its job polled to 302, and the tag read is the one Engage made."""
     sim = await engage_sim_factory(
-        SimulatorSettings(job_delay=Delay.fixed(0.15), strict_content_type=True)
+        SimulatorSettings(job_delay=Delay.fixed(0.35), strict_content_type=True)
     )
     async with dispatcher_for(sim) as dispatcher:
         result = await dispatcher.write("o-1", order("o-1"), exists=None, deadline=deadline())
@@ -92,7 +92,8 @@ async def test_write_polls_the_job_and_learns_the_new_tag(
     assert [(e["operation"], e["versionTag"]) for e in processed] == [
         ("create", result.version_tag)
     ]
-    # One POST, at least two polls (the job takes 150 ms), one GET; all counted, all timed.
+    # One POST, at least two polls (the job takes 350 ms, the first poll comes at 200 ms), one
+    # GET; all counted, all timed.
     stats = (await sim.stats())["requests"]
     polls = sum(stats["GET /api/v3/orders/jobs/{jobId}"].values())
     assert polls >= 2
