@@ -184,11 +184,13 @@ class Pipeline:
         #: calls the book asked for, waiting for one of ``max_calls`` places
         self.ready: deque[SendWrite | SendAction | FetchTag] = deque()
         self.running = 0
-        # A write spends most of its life waiting for its job between polls, holding no
-        # connection and no place in the gate: bounding writes by the request limits capped
-        # writes at ~60/s in the benchmark with the rate budget half used. The HTTP limits
-        # stay in the gate; this bound only keeps queued calls' deadlines from running.
-        self.max_calls = settings.engage_max_in_flight + 8 * settings.engage_max_polls_in_flight
+        # One place per request slot of the gate, so that a started call rarely waits there
+        # with its deadline running. A write keeps its place while it waits for its job, which
+        # caps writes (bench: ~60/s with 1.5 s jobs); a larger bound let hundreds of calls wait
+        # in the gate under a shrunken rate budget until their deadlines passed (the Engage
+        # outage test failed writes). The fix is to give the place back while a write waits
+        # between polls; until then, correctness first.
+        self.max_calls = settings.engage_max_in_flight + settings.engage_max_polls_in_flight
         #: sends the book asked for while their partition was held (see ``hold``)
         self.held: list[SendWrite | SendAction | FetchTag] = []
         self.holding: set[TP] = set()
