@@ -154,7 +154,11 @@ async def test_engage_outage_slowness_and_429s_pause_and_recover(
         topics,
         engage_rate_limit=250.0,
         max_buffered_events=300,
-        event_deadline_seconds=300.0,  # the default: a 60 s outage must fit in it
+        # The defaults: a 60 s outage must fit in both. (With the harness's 20 s job deadline,
+        # a write polling its job when the outage began gave up, and the action behind it
+        # failed with write_failed.)
+        event_deadline_seconds=300.0,
+        job_deadline_seconds=120.0,
         engage_read_timeout_seconds=10.0,
     )
     log = tmp_path / "consumer.log"
