@@ -91,6 +91,7 @@ class Settings:
     engage_connect_timeout_seconds: float = 5.0
     engage_read_timeout_seconds: float = 30.0
     engage_retry_ambiguous_actions: bool = False
+    engage_read_every_tag: bool = False
     engage_max_attempts: int = 100
     engage_http_transport: str = "aiohttp"
     action_intents: bool = True
@@ -303,6 +304,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "ENGAGE_READ_TIMEOUT_SECONDS", float, 30.0, minimum=0.1
         ),
         engage_retry_ambiguous_actions=r.flag("ENGAGE_RETRY_AMBIGUOUS_ACTIONS", default=False),
+        engage_read_every_tag=r.flag("ENGAGE_READ_EVERY_TAG", default=False),
         action_intents=r.flag("ACTION_INTENTS", default=True),
         engage_max_attempts=r.number("ENGAGE_MAX_ATTEMPTS", int, 100, minimum=1),
         engage_http_transport=(

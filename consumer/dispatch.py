@@ -235,8 +235,14 @@ class Dispatcher:
         *,
         exists: bool | None,
         deadline: float,
+        wait: Callable[[float], Awaitable[None]] = anyio.sleep,
+        tag_wanted: Callable[[], bool] | None = None,
     ) -> DispatchResult:
-        """Create or replace an order, wait for its job, and learn the tag it produced."""
+        """Create or replace an order, wait for its job, and learn the tag it produced.
+
+        ``wait`` sleeps between job polls; ``tag_wanted`` decides, once the job is done, whether
+        the tag is read (when not, an accepted result has no ``version_tag``).
+        """
         meter = Meter()
         retrier = self._retrier(deadline, retry_ambiguous=True)
         try:
@@ -248,6 +254,8 @@ class Dispatcher:
                 job_timeout=self.settings.job_timeout,
                 retry=retrier,
                 meter=meter,
+                wait=wait,
+                tag_wanted=tag_wanted,
             )
         except EngageError as exc:
             # The write itself may have been accepted while the GET of its tag failed.
@@ -278,7 +286,7 @@ class Dispatcher:
                 tag_uncertain=True,
                 **base,
             )
-        if done.version_tag is None:
+        if done.version_tag is None and done.tag_read:
             reason = "not_found" if done.order_missing else "no_version_tag"
             return DispatchResult(
                 status="failed",
@@ -292,8 +300,17 @@ class Dispatcher:
             status="accepted", http_status=done.write_status, version_tag=done.version_tag, **base
         )
 
-    async def delete(self, order_id: str, *, deadline: float) -> DispatchResult:
-        """Delete an order and wait for its job (an order already absent counts as deleted)."""
+    async def delete(
+        self,
+        order_id: str,
+        *,
+        deadline: float,
+        wait: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> DispatchResult:
+        """Delete an order and wait for its job (an order already absent counts as deleted).
+
+        ``wait`` sleeps between job polls.
+        """
         meter = Meter()
         retrier = self._retrier(deadline, retry_ambiguous=True)  # DELETE is idempotent
 
@@ -315,7 +332,9 @@ class Dispatcher:
                 **base,
             )
         poll_deadline = min(deadline, self._clock() + self.settings.job_timeout)
-        polled: JobResult = await self.client.poll_job(job, deadline=poll_deadline, meter=meter)
+        polled: JobResult = await self.client.poll_job(
+            job, deadline=poll_deadline, meter=meter, wait=wait
+        )
         status: Status = "accepted" if polled.state == "succeeded" else "failed"
         reason = {"succeeded": None, "failed": "job_failed", "timed_out": "job_timeout"}
         return DispatchResult(

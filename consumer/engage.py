@@ -294,12 +294,18 @@ class EngageClient:
         raise status_error("DELETE", path, response)
 
     async def poll_job(
-        self, job: JobRef, *, deadline: float, meter: Meter | None = None
+        self,
+        job: JobRef,
+        *,
+        deadline: float,
+        meter: Meter | None = None,
+        wait: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> JobResult:
         """Poll a job with growing, jittered gaps until it ends or ``deadline`` passes.
 
         Trouble answering the poll itself (429, 5xx, lost connection) is not the job's failure:
-        polling is safe to repeat, so it just polls again later.
+        polling is safe to repeat, so it just polls again later. ``wait`` sleeps the gaps: the
+        caller's chance to lend out what it holds while nothing is sent.
         """
         delay = self._settings.poll_initial_delay
         polls = 0
@@ -313,7 +319,7 @@ class EngageClient:
                 )
             # Equal jitter: at least half the gap, so polls of many jobs spread out but none
             # comes back much sooner than planned.
-            await anyio.sleep(min(delay / 2 + self._rng.uniform(0, delay / 2), deadline - now))
+            await wait(min(delay / 2 + self._rng.uniform(0, delay / 2), deadline - now))
             delay = min(delay * 2, self._settings.poll_max_delay)
             try:
                 response = await self._send(
@@ -367,14 +373,18 @@ class EngageClient:
         job_timeout: float | None = None,
         retry: StepRunner = run_once,
         meter: Meter | None = None,
+        wait: Callable[[float], Awaitable[None]] = anyio.sleep,
+        tag_wanted: Callable[[], bool] | None = None,
     ) -> WriteConfirmation:
         """Write an order, wait for its job, and read the versionTag that write produced.
 
         The job is polled until ``deadline``, or ``job_timeout`` seconds after Engage accepted
-        the write if that is sooner. ``retry`` runs the write and the final GET, both safe to
-        repeat as done here: after an ambiguous write the next attempt first asks Engage with a
-        GET whether the order exists, because Engage says to check before repeating a POST
-        whose outcome is unknown.
+        the write if that is sooner, sleeping the gaps with ``wait``. ``tag_wanted`` is asked
+        once the job succeeded: False skips the GET (no action needs this tag; whoever needs
+        the order's tag later reads it then), and the confirmation has no tag.
+        ``retry`` runs the write and the final GET, both safe to repeat as done here: after an
+        ambiguous write the next attempt first asks Engage with a GET whether the order exists,
+        because Engage says to check before repeating a POST whose outcome is unknown.
         Raises the classified error of the write or the GET when ``retry`` gives up; a job that
         failed or did not finish by ``deadline`` is reported in the result, not raised.
         """
@@ -402,10 +412,11 @@ class EngageClient:
         poll_deadline = deadline
         if job_timeout is not None:
             poll_deadline = min(deadline, time.monotonic() + job_timeout)
-        result = await self.poll_job(job, deadline=poll_deadline, meter=meter)
+        result = await self.poll_job(job, deadline=poll_deadline, meter=meter, wait=wait)
         tag: str | None = None
         missing = False
-        if result.state == "succeeded":
+        tag_read = result.state == "succeeded" and (tag_wanted is None or tag_wanted())
+        if tag_read:
             state = await retry(lambda: self.get_order(order_id, deadline=deadline, meter=meter))
             tag = state.version_tag if state is not None else None
             missing = state is None
@@ -413,6 +424,7 @@ class EngageClient:
             job=result,
             write_status=job.http_status,
             version_tag=tag,
+            tag_read=tag_read,
             order_missing=missing,
             requests=meter.requests,
             engage_ms=meter.engage_ms,

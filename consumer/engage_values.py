@@ -175,11 +175,15 @@ class ActionResult:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WriteConfirmation:
-    """What ``write_and_confirm`` learned: the job's end and, when it succeeded, the new tag."""
+    """What ``write_and_confirm`` learned: the job's end and, when it succeeded, the new tag.
+
+    ``tag_read`` is False when the tag was not asked for (see ``tag_wanted``).
+    """
 
     job: JobResult
     write_status: int
     version_tag: str | None
+    tag_read: bool
     order_missing: bool
     requests: int
     engage_ms: float

@@ -297,6 +297,22 @@ class OrderBook:
         """How many orders have ops queued, parked or in flight."""
         return len(self._busy)
 
+    def tag_needed(self, order_id: str, token: object) -> bool:
+        """Whether an action waits for the tag the write ``token`` (in flight) will produce.
+
+        Asked when its job is done, to spare the GET of a tag nobody will use: an action right
+        behind the write, or a parked one (it may be reached by this write's revision), needs
+        it; a write or nothing at the head means the tag would only be remembered. When the tag
+        is not read the order becomes ``unknown``, so an action arriving later reads the tag
+        then: never more requests than reading it now, and the tag it reads is current.
+        """
+        order = self._busy.get(order_id)
+        if order is None or order.write is None or order.write.token != token:
+            return False
+        if order.parked:
+            return True
+        return bool(order.queue) and isinstance(order.queue[0], Action)
+
     def oldest_gated_age(self) -> float:
         """Seconds the oldest parked (revision-gated) action has waited; 0.0 when none waits."""
         oldest = min((o.parked[0].since for o in self._busy.values() if o.parked), default=None)

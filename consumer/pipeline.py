@@ -70,13 +70,22 @@ class EngageCalls(Protocol):
     """The dispatcher's operations, as the pipeline uses them."""
 
     async def write(
-        self, order_id: str, body: Mapping[str, Any], *, exists: bool | None, deadline: float
+        self,
+        order_id: str,
+        body: Mapping[str, Any],
+        *,
+        exists: bool | None,
+        deadline: float,
+        wait: Callable[[float], Awaitable[None]],
+        tag_wanted: Callable[[], bool] | None,
     ) -> DispatchResult:
-        """Create or replace, wait for the job, learn the tag."""
+        """Create or replace, wait for the job, learn the tag if ``tag_wanted`` says so."""
         ...
 
-    async def delete(self, order_id: str, *, deadline: float) -> DispatchResult:
-        """Delete, wait for the job."""
+    async def delete(
+        self, order_id: str, *, deadline: float, wait: Callable[[float], Awaitable[None]]
+    ) -> DispatchResult:
+        """Delete, wait for the job (``wait`` sleeps between polls)."""
         ...
 
     async def action(
@@ -183,13 +192,15 @@ class Pipeline:
         self.calls: dict[TP | None, int] = {}
         #: calls the book asked for, waiting for one of ``max_calls`` places
         self.ready: deque[SendWrite | SendAction | FetchTag] = deque()
+        #: writes done sleeping between job polls, waiting to get a place back (served first)
+        self.resuming: deque[anyio.Event] = deque()
+        #: places taken: calls started, less the writes sleeping between polls
         self.running = 0
-        # One place per request slot of the gate, so that a started call rarely waits there
-        # with its deadline running. A write keeps its place while it waits for its job, which
-        # caps writes (bench: ~60/s with 1.5 s jobs); a larger bound let hundreds of calls wait
-        # in the gate under a shrunken rate budget until their deadlines passed (the Engage
-        # outage test failed writes). The fix is to give the place back while a write waits
-        # between polls; until then, correctness first.
+        # One place per request slot of the gate, so that a call rarely waits there with its
+        # deadline running: a larger bound let hundreds of calls wait in the gate under a rate
+        # budget shrunk by 429s until their deadlines passed. A write waiting for its job gives
+        # its place back between polls (``_wait_between_polls``); holding it capped writes at
+        # ~60/s with 1.5 s jobs.
         self.max_calls = settings.engage_max_in_flight + settings.engage_max_polls_in_flight
         #: sends the book asked for while their partition was held (see ``hold``)
         self.held: list[SendWrite | SendAction | FetchTag] = []
@@ -376,6 +387,10 @@ class Pipeline:
         Calls wait here, not inside the dispatcher: a call's deadline starts when it starts,
         and a backlog costs a deque entry per call instead of a task blocked on a limiter.
         """
+        while self.resuming and self.running < self.max_calls:
+            # Work already under way goes first: its deadlines are the oldest.
+            self.running += 1
+            self.resuming.popleft().set()
         while self.ready and self.running < self.max_calls:
             effect = self.ready.popleft()
             if _abandoned(effect):
@@ -404,6 +419,30 @@ class Pipeline:
             self.calls[tp] -= 1
             self.running -= 1
             self._pump()
+
+    async def _wait_between_polls(self, seconds: float) -> None:
+        """Sleep between two polls of a job without holding a place: nothing is sent meanwhile."""
+        self.running -= 1
+        self._pump()
+        try:
+            await anyio.sleep(seconds)
+        finally:
+            await self._retake_place()
+
+    async def _retake_place(self) -> None:
+        """Take a place back for the next poll, after the writes that asked before."""
+        if self.running < self.max_calls and not self.resuming:
+            self.running += 1
+            return
+        granted = anyio.Event()
+        self.resuming.append(granted)
+        try:
+            await granted.wait()
+        finally:
+            if not granted.is_set():
+                # Cancelled while waiting: hold a place anyway, as the call's end gives one back.
+                self.resuming.remove(granted)
+                self.running += 1
 
     def _is_held(self, effect: SendWrite | SendAction | FetchTag) -> bool:
         if self.holding_all:
@@ -448,12 +487,24 @@ class Pipeline:
             offset=ref.pending.event.offset,
             exists=effect.exists,
         )
+        wait = self._wait_between_polls
         if op.kind == "delete":
-            result = await self.engage.delete(effect.order_id, deadline=deadline)
+            result = await self.engage.delete(effect.order_id, deadline=deadline, wait=wait)
         else:
             assert ref.body is not None
+            tag_wanted = None
+            if not self.settings.engage_read_every_tag:
+
+                def tag_wanted() -> bool:
+                    return self.book.tag_needed(effect.order_id, op.token)
+
             result = await self.engage.write(
-                effect.order_id, ref.body, exists=effect.exists, deadline=deadline
+                effect.order_id,
+                ref.body,
+                exists=effect.exists,
+                deadline=deadline,
+                wait=wait,
+                tag_wanted=tag_wanted,
             )
         ref.result = result
         if result.status == "accepted":

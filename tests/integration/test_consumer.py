@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 import orjson
 import pytest
@@ -169,7 +170,9 @@ async def test_stale_tag_is_rejected_and_the_order_relearns_its_tag(
     created = factory.upserted("S-1", 1)
     first_action = factory.action("S-1", "ConfirmOrder")
     second_action = factory.action("S-1", "ConfirmShipment")
-    async with running(consumer_settings(kafka_broker, engage_sim, topics)) as service:
+    # Reading every tag makes the book remember the lone write's tag, which then goes stale.
+    settings = consumer_settings(kafka_broker, engage_sim, topics, engage_read_every_tag=True)
+    async with running(settings) as service:
         await produce(kafka_broker, topics.inputs[0], as_records([created]))
         await wait_for(service, finished=1)
         # Someone else replaces the order: Engage's tag moves, the consumer's does not.
@@ -197,6 +200,83 @@ async def test_stale_tag_is_rejected_and_the_order_relearns_its_tag(
     journal = await engage_sim.journal()
     (action,) = actions_of(journal, "S-1")
     assert action["action"] == "ConfirmShipment"
+
+
+async def test_a_write_no_action_waits_for_skips_the_tag_read(
+    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
+) -> None:
+    """No GET after a lone write; the action that comes later reads the tag current by then."""
+    topics = await make_topics(new_topic, partitions=1)
+    factory = EventFactory(prefix="lone")
+    created = factory.upserted("L-1", 1)
+    action = factory.action("L-1", "ConfirmOrder")
+    async with running(consumer_settings(kafka_broker, engage_sim, topics)) as service:
+        await produce(kafka_broker, topics.inputs[0], as_records([created]))
+        await wait_for(service, finished=1)
+        reads_after_write = _order_reads(await engage_sim.stats())
+        # Someone else replaces the order: with no tag remembered, nothing can go stale.
+        async with httpx.AsyncClient(base_url=engage_sim.base_url) as client:
+            answer = await client.put(
+                "/api/v3/orders/L-1",
+                headers=engage_headers(engage_sim),
+                content=orjson.dumps(factory.order_body("L-1", 9)),
+            )
+            assert answer.status_code == 202
+        await _until_processed(engage_sim, "L-1", writes=2)
+        await produce(kafka_broker, topics.inputs[0], as_records([action]))
+        await wait_for(service, finished=2)
+    assert reads_after_write == 0
+    assert _order_reads(await engage_sim.stats()) == 1
+    _report, outcomes = await check(kafka_broker, engage_sim, topics, [created, action])
+    outcome = by_event(outcomes)
+    assert (outcome[created.event_id]["status"], outcome[created.event_id]["versionTag"]) == (
+        "accepted",
+        None,
+    )
+    journal = await engage_sim.journal()
+    (sent,) = actions_of(journal, "L-1")
+    assert sent["versionTag"] == processed_tags(journal, "L-1")[-1]
+    assert (outcome[action.event_id]["status"], outcome[action.event_id]["versionTag"]) == (
+        "accepted",
+        sent["versionTag"],
+    )
+
+
+async def test_writes_waiting_for_their_jobs_hold_no_call_place(
+    kafka_broker: KafkaBroker, engage_sim_factory: EngageSimFactory, new_topic: TopicFactory
+) -> None:
+    """With 3 call places and 1 s jobs, all 12 writes are out before the first job is done."""
+    sim = await engage_sim_factory(SimulatorSettings(job_delay=Delay.parse("fixed:1.0")))
+    topics = await make_topics(new_topic, partitions=4)
+    factory = EventFactory(prefix="place")
+    events = [factory.upserted(f"P-{n}", 1) for n in range(12)]
+    await produce(kafka_broker, topics.inputs[0], as_records(events))
+    settings = consumer_settings(
+        kafka_broker, sim, topics, engage_max_in_flight=2, engage_max_polls_in_flight=1
+    )
+    async with running(settings) as service:
+        await wait_for(service, finished=len(events))
+    journal = await sim.journal()
+    first_done = next(e["seq"] for e in journal if e["kind"] == "processed")
+    writes_before = [e for e in journal if e["kind"] == "write" and e["seq"] < first_done]
+    assert len(writes_before) == len(events)
+    report, outcomes = await check(kafka_broker, sim, topics, events)
+    assert report.correct
+    assert {o["data"]["status"] for o in outcomes} == {"accepted"}
+
+
+def _order_reads(stats: dict[str, Any]) -> int:
+    """GETs of an order the simulator answered, from its counters."""
+    return sum(stats["requests"].get("GET /api/v3/orders/{orderId}", {}).values())
+
+
+async def _until_processed(sim: EngageSimulator, order_id: str, *, writes: int) -> None:
+    """Wait (bounded) until the simulator processed ``writes`` writes of the order."""
+    for _ in range(100):
+        if len(processed_tags(await sim.journal(), order_id)) >= writes:
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError(f"{order_id}: fewer than {writes} writes processed after 5 s")
 
 
 async def test_order_without_contact_is_rejected_with_422(

@@ -11,6 +11,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 from consumer.config import Secret
@@ -99,6 +100,34 @@ async def test_write_polls_the_job_and_learns_the_new_tag(
     assert polls >= 2
     assert result.requests == 1 + polls + 1 == (await sim.stats())["requestsTotal"]
     assert result.engage_ms > 0
+
+
+async def test_a_tag_nobody_wants_is_not_read_and_the_gaps_go_through_wait(
+    engage_sim_factory: EngageSimFactory,
+) -> None:
+    """``tag_wanted`` False: POST and polls, no GET; each gap between polls is slept by ``wait``."""
+    sim = await engage_sim_factory(SimulatorSettings(job_delay=Delay.fixed(0.35)))
+    gaps: list[float] = []
+    asked: list[bool] = []
+
+    async def wait(seconds: float) -> None:
+        gaps.append(seconds)
+        await anyio.sleep(seconds)
+
+    def tag_wanted() -> bool:
+        asked.append(True)
+        return False
+
+    async with dispatcher_for(sim) as dispatcher:
+        result = await dispatcher.write(
+            "o-1", order("o-1"), exists=None, deadline=deadline(), wait=wait, tag_wanted=tag_wanted
+        )
+    assert (result.status, result.version_tag, asked) == ("accepted", None, [True])
+    stats = (await sim.stats())["requests"]
+    polls = sum(stats["GET /api/v3/orders/jobs/{jobId}"].values())
+    assert "GET /api/v3/orders/{orderId}" not in stats
+    assert len(gaps) == polls >= 2
+    assert result.requests == 1 + polls
 
 
 async def test_post_for_an_existing_order_switches_to_put(engage_sim: EngageSimulator) -> None:

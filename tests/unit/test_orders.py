@@ -313,6 +313,41 @@ def test_a_write_confirmed_without_a_readable_tag_leaves_the_tag_to_a_get() -> N
 # -- revision gating ------------------------------------------------------------------------------
 
 
+def test_only_a_write_an_action_waits_for_needs_its_tag_read() -> None:
+    """An action right behind or a parked one needs the tag; a write behind or nothing does not."""
+    book, _ = make_book()
+    book.submit(ORDER, write("w1"))
+    assert not book.tag_needed(ORDER, "w1")  # nothing behind it
+    assert not book.tag_needed(ORDER, "other")  # not the write in flight
+    assert not book.tag_needed("elsewhere", "w1")
+    book.submit(ORDER, write("w2"))
+    book.submit(ORDER, action("a1"))
+    assert not book.tag_needed(ORDER, "w1")  # w2 goes next; a1 needs w2's tag
+    accepted(book, "w1", None)
+    assert book.snapshot(ORDER).writing == "w2"
+    assert book.tag_needed(ORDER, "w2")
+
+    parked, _ = make_book()
+    parked.submit(ORDER, action("g1", min_revision=3))
+    parked.submit(ORDER, write("w3", 3))
+    parked.tag_learned(ORDER, None)  # the order is new: the GET the parked action caused 404s
+    assert parked.snapshot(ORDER).parked == ("g1",)
+    assert parked.snapshot(ORDER).writing == "w3"
+    assert parked.tag_needed(ORDER, "w3")
+
+
+def test_a_write_accepted_without_its_tag_read_makes_the_next_action_fetch_it() -> None:
+    """Skipping the GET costs nothing later: the action that comes reads the then-current tag."""
+    book, _ = make_book()
+    book.submit(ORDER, write("w1", 5))
+    assert accepted(book, "w1", None) == [settle("w1", "accepted", None)]
+    assert book.snapshot(ORDER).floor == 5
+    assert book.submit(ORDER, action("a1")) == [FetchTag(order_id=ORDER)]
+    assert book.tag_learned(ORDER, "T9") == [send_action(action("a1"), "T9")]
+    # A gated action at or below the floor goes with that tag; above it parks.
+    assert book.submit(ORDER, action("g5", min_revision=5)) == [send_action(action("g5", 5), "T9")]
+
+
 def test_a_gated_action_before_its_write_goes_right_after_that_write() -> None:
     """An action for revision 3 that arrives before the write r3 parks, then goes with its tag
     before any further write is sent.
