@@ -59,6 +59,7 @@ from consumer.engage_values import (
     run_once,
 )
 from consumer.errors import EngageAmbiguous, EngageError, EngageRetriable
+from consumer.polling import PollSchedule
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
@@ -121,6 +122,9 @@ class EngageClient:
         self._gate: RequestGate = gate or OpenGate()
         self._observer = observer
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._schedule = PollSchedule(
+            initial=settings.poll_initial_delay, max_gap=settings.poll_max_delay, rng=self._rng
+        )
         self._timeout = httpx.Timeout(
             connect=settings.connect_timeout,
             read=settings.read_timeout,
@@ -304,11 +308,14 @@ class EngageClient:
         """Poll a job with growing, jittered gaps until it ends or ``deadline`` passes.
 
         Trouble answering the poll itself (429, 5xx, lost connection) is not the job's failure:
-        polling is safe to repeat, so it just polls again later. ``wait`` sleeps the gaps: the
-        caller's chance to lend out what it holds while nothing is sent.
+        polling is safe to repeat, so it just polls again later. The gaps come from the client's
+        ``PollSchedule`` (learned from recent jobs); ``wait`` sleeps them: the caller's chance to
+        lend out what it holds while nothing is sent.
         """
-        delay = self._settings.poll_initial_delay
-        polls = 0
+        started = time.monotonic()
+        tries = polls = 0
+        running_at = 0.0
+        gap = self._schedule.first_gap()
         last_status: int | None = None
         last_reason: str | None = None
         while True:
@@ -317,10 +324,10 @@ class EngageClient:
                 return JobResult(
                     state="timed_out", http_status=last_status, reason=last_reason, polls=polls
                 )
-            # Equal jitter: at least half the gap, so polls of many jobs spread out but none
-            # comes back much sooner than planned.
-            await wait(min(delay / 2 + self._rng.uniform(0, delay / 2), deadline - now))
-            delay = min(delay * 2, self._settings.poll_max_delay)
+            await wait(min(gap, deadline - now))
+            tries += 1
+            gap = self._schedule.next_gap(tries)
+            asked_at = time.monotonic() - started
             try:
                 response = await self._send(
                     "GET",
@@ -337,11 +344,15 @@ class EngageClient:
             last_status = response.status_code
             state = engage_wire.job_state(last_status, engage_wire.decode_body(response.content))
             last_reason = state.reason
-            if state.state == "done":
-                return JobResult(
-                    state="succeeded", http_status=last_status, reason=None, polls=polls
-                )
-            if state.state == "failed":
+            if state.state == "pending":
+                running_at = asked_at
+            elif state.state in ("done", "failed"):
+                # Running when a poll was asked for, ended by the time this one was answered.
+                self._schedule.job_ended(running_at, time.monotonic() - started)
+                if state.state == "done":
+                    return JobResult(
+                        state="succeeded", http_status=last_status, reason=None, polls=polls
+                    )
                 return JobResult(
                     state="failed", http_status=last_status, reason=state.reason, polls=polls
                 )

@@ -111,8 +111,8 @@ class EngageClientSettings:
     max_connections: int = 100
     max_keepalive: int = 20
     keepalive_expiry: float = 5.0
-    # The first poll comes after 0.2 s, then doubling: a job of ~1 s costs 3 polls instead of
-    # the 5 a 50 ms start cost (bench: 4.9 polls per write at 0.05 s on 0.1-2 s jobs).
+    # The first gap until recent jobs say how long they take (``consumer.polling``), and the
+    # longest gap between two polls once a job runs past the typical time.
     poll_initial_delay: float = 0.2
     poll_max_delay: float = 2.0
     #: ``aiohttp`` (default: httpx's API on aiohttp's transport) or ``httpx`` (httpcore)
