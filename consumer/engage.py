@@ -182,8 +182,8 @@ class EngageClient:
     ) -> httpx.Response:
         """Send one request through the gate; raise only for transport failures.
 
-        ``before_send`` runs once the request holds its place and its rate token, right before
-        the bytes go out (the consumer records an action's intent there); if it raises, nothing
+        ``before_send`` runs in the gate, once the request's rate token is spent and before it
+        takes its place (the consumer records an action's intent there); if it raises, nothing
         is sent.
         """
         content: bytes | None = None
@@ -191,7 +191,7 @@ class EngageClient:
             # orjson encodes dicts natively; other mappings (frozen views) are copied once.
             content = orjson.dumps(body if isinstance(body, dict) else dict(body))
         timeout = self._timeout
-        async with self._gate.slot(kind, deadline=deadline):
+        async with self._gate.slot(kind, deadline=deadline, before_send=before_send):
             if cut_at_deadline and deadline is not None:
                 remaining = max(deadline - time.monotonic(), 0.001)
                 timeout = httpx.Timeout(
@@ -200,8 +200,6 @@ class EngageClient:
                     write=min(self._timeout.write or remaining, remaining),
                     pool=min(self._timeout.pool or remaining, remaining),
                 )
-            if before_send is not None:
-                await before_send()
             started = time.perf_counter()
             answer: str | None = None  # for the observer; stays None when cancelled
             try:

@@ -27,9 +27,17 @@ WriteMethod = Literal["POST", "PUT", "DELETE"]
 class RequestGate(Protocol):
     """What every request passes through before it is sent (bounds and rate budget)."""
 
-    def slot(self, kind: CallKind, *, deadline: float | None) -> AbstractAsyncContextManager[None]:
-        """Hold one in-flight place of ``kind`` and one rate token; give up at ``deadline``.
+    def slot(
+        self,
+        kind: CallKind,
+        *,
+        deadline: float | None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> AbstractAsyncContextManager[None]:
+        """Spend one rate token and hold one in-flight place of ``kind``; give up at ``deadline``.
 
+        ``before_send`` runs once the token is spent and before the place is taken (so the
+        place is held only while the request is on the wire); if it raises, nothing is sent.
         Raises ``EngageRetriable`` when the deadline passes before the request could be sent.
         """
         ...
@@ -43,8 +51,16 @@ class OpenGate:
     """A gate that never waits: for a client used on its own (tests, one-off tools)."""
 
     @asynccontextmanager
-    async def slot(self, kind: CallKind, *, deadline: float | None) -> AsyncIterator[None]:  # noqa: ARG002
-        """Let the request through at once."""
+    async def slot(
+        self,
+        kind: CallKind,  # noqa: ARG002
+        *,
+        deadline: float | None,  # noqa: ARG002
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[None]:
+        """Let the request through at once (after ``before_send``)."""
+        if before_send is not None:
+            await before_send()
         yield
 
     def throttled(self, retry_after: float | None) -> None:

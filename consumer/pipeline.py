@@ -538,9 +538,9 @@ class Pipeline:
         )
 
         async def record_intent() -> None:
-            # Right before the request goes out (it holds its place and rate token): a crash
-            # after this point leaves an intent, and the next owner reports `unknown` rather
-            # than sending the action again.
+            # Just before the request goes out (its rate token spent, its in-flight place next):
+            # a crash after this point leaves an intent, and the next owner reports `unknown`
+            # rather than sending the action again.
             if intents is not None and not await intents.record(pending.tp, pending.event.offset):
                 raise SendRefused("the partition was revoked before the action was sent")
             pending.intended = True

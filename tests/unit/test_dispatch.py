@@ -20,7 +20,7 @@ import pytest
 from consumer.config import Secret
 from consumer.dispatch import CallGate, Dispatcher, DispatchResult, DispatchSettings
 from consumer.engage import EngageClient, EngageClientSettings
-from consumer.errors import EngageAmbiguous, EngageRejected, EngageRetriable
+from consumer.errors import EngageAmbiguous, EngageRejected, EngageRetriable, SendRefused
 from consumer.ratebudget import RateBudget, RateBudgetSettings
 from consumer.retry import Retrier, RetryPolicy
 
@@ -250,6 +250,37 @@ async def test_every_slot_spends_a_rate_token() -> None:
     with pytest.raises(EngageRetriable):
         async with gate.slot("call", deadline=time.monotonic() + 0.05):
             pass
+    assert gate.in_flight == 0
+
+
+async def test_before_send_runs_without_holding_a_place_and_can_refuse() -> None:
+    """An action's intent commit must not occupy an in-flight place; refusing sends nothing."""
+    gate = CallGate(max_in_flight=1, max_polls_in_flight=1, budget=open_budget())
+    release = anyio.Event()
+    seen: list[int] = []
+
+    async def hold() -> None:
+        async with gate.slot("call", deadline=None):
+            await release.wait()
+
+    async def before_send() -> None:
+        seen.append(gate.in_flight)
+        release.set()
+
+    async def refuse() -> None:
+        raise SendRefused("revoked")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold)
+        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(1):
+            async with gate.slot("call", deadline=None, before_send=before_send):
+                assert gate.in_flight == 1
+    # It ran while the only place was still held by another request.
+    assert seen == [1]
+    with pytest.raises(SendRefused):
+        async with gate.slot("call", deadline=None, before_send=refuse):
+            pytest.fail("must not be let through")
     assert gate.in_flight == 0
 
 
