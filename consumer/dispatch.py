@@ -150,24 +150,31 @@ class CallGate:
         # A fresh borrower per request: one task may run several operations over its life, and
         # the limiter must count requests, not tasks.
         borrower = object()
-        acquired = ready = False
-        timeout = float("inf") if deadline is None else max(deadline - self._clock(), 0.0)
-        try:
-            with anyio.move_on_after(timeout):
-                await self.budget.acquire()
-                if before_send is not None:
-                    await before_send()
-                await limiter.acquire_on_behalf_of(borrower)
-                acquired = True
-                ready = True
-        except BaseException:
-            if acquired:
-                limiter.release_on_behalf_of(borrower)
-            raise
-        if not ready:
-            if acquired:
-                limiter.release_on_behalf_of(borrower)
+        acquired = False
+        # The common case, a token and a place free, takes both without a cancel scope or a
+        # checkpoint: at 1,500 requests/s those were a tenth of the consumer's CPU.
+        if deadline is not None and deadline <= self._clock():
             raise EngageRetriable("deadline passed before the request could be sent")
+        token = self.budget.take_nowait()
+        if token and before_send is None:
+            acquired = _take_place_nowait(limiter, borrower)
+        if not acquired:
+            timeout = float("inf") if deadline is None else max(deadline - self._clock(), 0.0)
+            try:
+                with anyio.move_on_after(timeout):
+                    if not token:
+                        await self.budget.acquire()
+                    if before_send is not None:
+                        await before_send()
+                    if not _take_place_nowait(limiter, borrower):
+                        await limiter.acquire_on_behalf_of(borrower)
+                    acquired = True
+            except BaseException:
+                if acquired:
+                    limiter.release_on_behalf_of(borrower)
+                raise
+            if not acquired:
+                raise EngageRetriable("deadline passed before the request could be sent")
         try:
             yield
         finally:
@@ -176,6 +183,15 @@ class CallGate:
     def throttled(self, retry_after: float | None) -> None:
         """Engage answered 429: tell the budget."""
         self.budget.throttled(retry_after)
+
+
+def _take_place_nowait(limiter: anyio.CapacityLimiter, borrower: object) -> bool:
+    """Take a place if one is free and nobody queues for one (the limiter stays fair)."""
+    try:
+        limiter.acquire_on_behalf_of_nowait(borrower)
+    except anyio.WouldBlock:
+        return False
+    return True
 
 
 def _refusal(status: int | None) -> str:

@@ -128,8 +128,16 @@ class RateBudget:
             return 0.0
         return (1 - self._tokens) / self._rate
 
+    def take_nowait(self) -> bool:
+        """Take a token at once if one is there and nobody queues for one; else take nothing."""
+        return not self._waiters.locked() and self.try_acquire_nowait() == 0.0
+
     async def acquire(self) -> None:
         """Wait until one request may be sent, and take its token."""
+        # Without the lock when a token is there: the lock's checkpoints cost more CPU than the
+        # rest of a request's bookkeeping together (py-spy, 1,500 actions/s).
+        if self.take_nowait():
+            return
         async with self._waiters:
             while (wait := self.try_acquire_nowait()) > 0:
                 await self._sleep(wait)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from consumer.config import Secret
@@ -176,6 +177,37 @@ async def test_acquire_waits_out_a_retry_after() -> None:
     start = clock.now
     await budget.acquire()
     assert clock.now - start == pytest.approx(3.0 + 1 / 25)
+
+
+async def test_a_free_token_is_not_taken_past_a_queued_waiter() -> None:
+    """take_nowait takes a token only when nobody queues: a refill goes to the waiter first."""
+    clock = FakeClock()
+    woken = anyio.Event()
+
+    async def sleep(seconds: float) -> None:
+        clock.slept.append(seconds)
+        await woken.wait()
+
+    budget = RateBudget(
+        RateBudgetSettings(ceiling=20.0, burst=2.0, floor=1.0), clock=clock, sleep=sleep
+    )
+    assert budget.take_nowait()
+    assert budget.take_nowait()
+    assert not budget.take_nowait()  # empty
+    order: list[str] = []
+
+    async def waiter() -> None:
+        await budget.acquire()
+        order.append("waiter")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(0.1)  # two tokens' worth of refill while the waiter still sleeps
+        assert not budget.take_nowait()
+        woken.set()
+    assert order == ["waiter"]
+    assert budget.take_nowait()  # the second token, now that nobody queues
 
 
 def test_settings_refuse_nonsense() -> None:
