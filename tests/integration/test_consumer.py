@@ -245,8 +245,9 @@ async def test_a_write_no_action_waits_for_skips_the_tag_read(
 async def test_writes_waiting_for_their_jobs_hold_no_call_place(
     kafka_broker: KafkaBroker, engage_sim_factory: EngageSimFactory, new_topic: TopicFactory
 ) -> None:
-    """With 3 call places and 1 s jobs, all 12 writes are out before the first job is done."""
-    sim = await engage_sim_factory(SimulatorSettings(job_delay=Delay.parse("fixed:1.0")))
+    """With 3 call places and 3 s jobs, all 12 writes are out before the first job is done."""
+    # Holding places, 3 writes would go out per job time; 3 s leaves a slow start-up room.
+    sim = await engage_sim_factory(SimulatorSettings(job_delay=Delay.parse("fixed:3.0")))
     topics = await make_topics(new_topic, partitions=4)
     factory = EventFactory(prefix="place")
     events = [factory.upserted(f"P-{n}", 1) for n in range(12)]
