@@ -164,6 +164,7 @@ def _peer_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 f"CPU s/1000: ours {_fmt(ours[0]['cpu_s_per_1000_events'], 2)}, "
                 f"{name} {_fmt(other[0]['cpu_s_per_1000_events'], 2)}"
             )
+            cpu += _place_use(ours[0], level)
             aio = _runs(data, label=f"actions-ours-httpx-{level}")
             if aio and theirs:
                 cpu += (
@@ -183,6 +184,20 @@ def _peer_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def _place_use(run: dict[str, Any], level: int) -> str:
+    """How busy our in-flight places were with Engage round trips: near 100 % means the bound
+    is the round trip itself (simulator latency plus its own and the network's time), which
+    no contender at the same concurrency can beat."""
+    engage = (run.get("action_engage_ms") or {}).get("mean")
+    if not engage or not run.get("actions_per_s"):
+        return ""
+    bound = level * 1000 / engage
+    return (
+        f"; ours kept its places {run['actions_per_s'] / bound:.0%} busy on round trips of "
+        f"{engage:.1f} ms (bound {bound:,.0f}/s at that round trip)"
+    )
 
 
 _COLUMNS = (

@@ -99,7 +99,7 @@ class EngageCalls(Protocol):
         deadline: float,
         before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> DispatchResult:
-        """Post an action with a tag; ``before_send`` runs right before it goes out."""
+        """Post an action with a tag; ``before_send`` runs just before it goes out."""
         ...
 
     async def read_tag(self, order_id: str, *, deadline: float) -> DispatchResult:
