@@ -7,6 +7,7 @@ consumer's own ``Service`` in the test's event loop (or ``engage-consumer run`` 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -23,7 +24,6 @@ from consumer.runner import Service
 from consumer.sandbox.audit import AuditReport, audit
 
 if TYPE_CHECKING:
-    import signal
     from collections.abc import AsyncIterator, Sequence
 
     from consumer.sandbox.engage_http import EngageSimulator
@@ -253,6 +253,44 @@ class ConsumerProcess:
             self.proc.wait()
         if not self._log.closed:
             self._log.close()
+
+
+async def kill_after_actions(
+    sim: EngageSimulator, env: dict[str, str], log_path: str, *, more: int
+) -> int:
+    """Run a consumer process and SIGKILL it once Engage accepted ``more`` further actions.
+
+    Returns how many actions Engage had accepted when the process was gone.
+    """
+    target = (await sim.stats())["actionsAccepted"] + more
+    process = ConsumerProcess(env, log_path)
+    try:
+        with anyio.fail_after(120):
+            while (await sim.stats())["actionsAccepted"] < target:
+                await anyio.sleep(0.02)
+        process.signal(signal.SIGKILL)
+        await process.wait()
+    finally:
+        process.close()
+    return int((await sim.stats())["actionsAccepted"])
+
+
+async def run_until_committed(
+    broker: KafkaBroker, settings: Settings, env: dict[str, str], log_path: str
+) -> None:
+    """Run a consumer process until its group committed every input record, then stop it.
+
+    Asserts the SIGTERM drain exits 0.
+    """
+    process = ConsumerProcess(env, log_path)
+    try:
+        with anyio.fail_after(600):
+            while await committed_lag(broker, settings.kafka_group_id, settings.input_topics[0]):
+                await anyio.sleep(1.0)
+        process.signal(signal.SIGTERM)
+        assert await process.wait() == 0
+    finally:
+        process.close()
 
 
 async def committed_lag(broker: KafkaBroker, group: str, topic: str) -> int:

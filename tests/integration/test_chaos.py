@@ -9,24 +9,22 @@ sending it again.
 from __future__ import annotations
 
 import random
-import signal
 import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import anyio
 import pytest
 
 from consumer.sandbox.engage_settings import Delay, SimulatorSettings
 from consumer.sandbox.workload import lifecycle_stream
 from tests.integration.harness import (
-    ConsumerProcess,
     as_records,
     check,
-    committed_lag,
     consumer_settings,
+    kill_after_actions,
     make_topics,
     produce,
+    run_until_committed,
     settings_env,
 )
 
@@ -76,29 +74,11 @@ async def test_repeated_sigkill_loses_nothing_and_sends_no_action_twice(
     kills = 0
     accepted_at_kill: list[int] = []
     for _ in range(KILLS):
-        before = (await sim.stats())["actionsAccepted"]
-        target = before + rng.randint(30, 400)
-        process = ConsumerProcess(env, str(log))
-        try:
-            # Kill it mid-flight: once it has sent a random number of actions more.
-            with anyio.fail_after(120):
-                while (await sim.stats())["actionsAccepted"] < target:
-                    await anyio.sleep(0.02)
-            process.signal(signal.SIGKILL)
-            await process.wait()
-        finally:
-            process.close()
+        # Kill it mid-flight: once it has sent a random number of actions more.
+        more = rng.randint(30, 400)
+        accepted_at_kill.append(await kill_after_actions(sim, env, str(log), more=more))
         kills += 1
-        accepted_at_kill.append((await sim.stats())["actionsAccepted"])
-    final = ConsumerProcess(env, str(log))
-    try:
-        with anyio.fail_after(600):
-            while await committed_lag(kafka_broker, settings.kafka_group_id, topics.inputs[0]):
-                await anyio.sleep(1.0)
-        final.signal(signal.SIGTERM)
-        assert await final.wait() == 0
-    finally:
-        final.close()
+    await run_until_committed(kafka_broker, settings, env, str(log))
     elapsed = time.monotonic() - started
     report, outcomes = await check(kafka_broker, sim, topics, events)
     statuses = Counter(o["data"]["status"] for o in outcomes)
@@ -155,26 +135,8 @@ async def test_transactional_outcomes_are_never_repeated_across_kills(
     log = tmp_path / "consumer.log"
     rng = random.Random(7)
     for _ in range(5):
-        before = (await sim.stats())["actionsAccepted"]
-        target = before + rng.randint(30, 300)
-        process = ConsumerProcess(env, str(log))
-        try:
-            with anyio.fail_after(120):
-                while (await sim.stats())["actionsAccepted"] < target:
-                    await anyio.sleep(0.02)
-            process.signal(signal.SIGKILL)
-            await process.wait()
-        finally:
-            process.close()
-    final = ConsumerProcess(env, str(log))
-    try:
-        with anyio.fail_after(600):
-            while await committed_lag(kafka_broker, settings.kafka_group_id, topics.inputs[0]):
-                await anyio.sleep(1.0)
-        final.signal(signal.SIGTERM)
-        assert await final.wait() == 0
-    finally:
-        final.close()
+        await kill_after_actions(sim, env, str(log), more=rng.randint(30, 300))
+    await run_until_committed(kafka_broker, settings, env, str(log))
     report, outcomes = await check(kafka_broker, sim, topics, events)
     print("transactional chaos:", report.summary())
     assert report.repeated_outcomes == 0
