@@ -122,7 +122,8 @@ class EngageClient:
         self._gate: RequestGate = gate or OpenGate()
         self._observer = observer
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._schedule = PollSchedule(
+        #: when to poll jobs, learned from this client's recent jobs
+        self.poll_schedule = PollSchedule(
             initial=settings.poll_initial_delay, max_gap=settings.poll_max_delay, rng=self._rng
         )
         self._timeout = httpx.Timeout(
@@ -306,14 +307,15 @@ class EngageClient:
         """Poll a job with growing, jittered gaps until it ends or ``deadline`` passes.
 
         Trouble answering the poll itself (429, 5xx, lost connection) is not the job's failure:
-        polling is safe to repeat, so it just polls again later. The gaps come from the client's
-        ``PollSchedule`` (learned from recent jobs); ``wait`` sleeps them: the caller's chance to
+        polling is safe to repeat, so it just polls again later. The gaps come from
+        ``poll_schedule`` (learned from recent jobs); ``wait`` sleeps them: the caller's chance to
         lend out what it holds while nothing is sent.
         """
         started = time.monotonic()
         tries = polls = 0
         running_at = 0.0
-        gap = self._schedule.first_gap()
+        troubled = False  # a poll went unanswered: this job's timing says nothing of Engage's
+        gap = self.poll_schedule.first_gap()
         last_status: int | None = None
         last_reason: str | None = None
         while True:
@@ -324,7 +326,7 @@ class EngageClient:
                 )
             await wait(min(gap, deadline - now))
             tries += 1
-            gap = self._schedule.next_gap(tries)
+            gap = self.poll_schedule.next_gap(tries)
             asked_at = time.monotonic() - started
             try:
                 response = await self._send(
@@ -337,6 +339,7 @@ class EngageClient:
                 )
             except (EngageRetriable, EngageAmbiguous) as exc:
                 last_status, last_reason = exc.status, str(exc)
+                troubled = True
                 continue
             polls += 1
             last_status = response.status_code
@@ -344,13 +347,17 @@ class EngageClient:
             last_reason = state.reason
             if state.state == "pending":
                 running_at = asked_at
-            elif state.state in ("done", "failed"):
-                # Running when a poll was asked for, ended by the time this one was answered.
-                self._schedule.job_ended(running_at, time.monotonic() - started)
-                if state.state == "done":
-                    return JobResult(
-                        state="succeeded", http_status=last_status, reason=None, polls=polls
-                    )
+            elif state.state == "transient":
+                troubled = True
+            elif state.state == "done":
+                # Running when a poll was asked for, done by the time this one was answered.
+                if not troubled:
+                    self.poll_schedule.job_ended(running_at, time.monotonic() - started)
+                return JobResult(
+                    state="succeeded", http_status=last_status, reason=None, polls=polls
+                )
+            else:
+                # Failed (or unknown to Engage): no processing time worth learning from.
                 return JobResult(
                     state="failed", http_status=last_status, reason=state.reason, polls=polls
                 )

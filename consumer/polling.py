@@ -11,6 +11,11 @@ found it done; the midpoint of that interval is what is remembered. Jobs done at
 thus report half the first gap, so a first poll later than the median pulls itself back (and
 one earlier than it is pushed out by the jobs that needed more polls).
 
+The first poll never comes later than ``max_first`` (10 s): a slow spell must not leave fast
+jobs waiting long after it. The client learns only from jobs that succeeded with every poll
+answered: an outage stretches a job's known end interval by the outage, not by Engage's
+processing, and a failed or forgotten job says nothing about how long processing takes.
+
 Pure: no I/O and no clock; the caller passes elapsed seconds.
 """
 
@@ -33,7 +38,7 @@ class PollSchedule:
         initial: float,
         floor: float = 0.05,
         max_gap: float = 2.0,
-        max_first: float = 30.0,
+        max_first: float = 10.0,
         window: int = 128,
         rng: random.Random | None = None,
     ) -> None:

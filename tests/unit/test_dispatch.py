@@ -510,6 +510,38 @@ async def test_past_deadline_fails_without_sending() -> None:
     assert (result.status, result.reason, result.requests) == ("failed", "deadline", 0)
 
 
+async def test_the_poll_schedule_learns_only_from_jobs_polled_without_trouble() -> None:
+    """A job whose poll met a 503 teaches nothing about job times; a clean one does."""
+
+    def job_polled(job: str, *trouble: Answer) -> list[tuple[str, str, Answer]]:
+        return [
+            ("PUT", "/api/v3/orders/o-1", accepted_job(job)),
+            *[("GET", f"/api/v3/orders/jobs/{job}", answer) for answer in trouble],
+            ("GET", f"/api/v3/orders/jobs/{job}", json_answer(302)),
+        ]
+
+    troubled = [*job_polled("j1", json_answer(503)), *job_polled("j2", json_answer(429))]
+    transport = ScriptedEngage([*troubled, *job_polled("j3")])
+    dispatcher = make_dispatcher(transport)
+    schedule = dispatcher.client.poll_schedule
+    first = schedule.typical
+    try:
+        for _ in range(2):
+            result = await dispatcher.write(
+                "o-1", {"orderId": "o-1"}, exists=True, deadline=soon(), tag_wanted=lambda: False
+            )
+            assert result.status == "accepted"
+            assert schedule.typical == first
+        await dispatcher.write(
+            "o-1", {"orderId": "o-1"}, exists=True, deadline=soon(), tag_wanted=lambda: False
+        )
+    finally:
+        await dispatcher.client.aclose()
+    assert transport.script == []
+    # Done at its first poll: remembered as half that gap.
+    assert schedule.typical < first
+
+
 async def test_job_unknown_to_engage_is_lost_not_failed() -> None:
     """A poll answering 404 means Engage forgot the job: failed, but the tag is in doubt."""
     transport = ScriptedEngage(
