@@ -124,6 +124,15 @@ class GateView(Protocol):
         ...
 
 
+class PollsView(Protocol):
+    """How the client times job polls (``consumer.polling.PollSchedule``)."""
+
+    @property
+    def typical(self) -> float:
+        """The median job duration the first poll is planned from, in seconds."""
+        ...
+
+
 class ConsumerView(Protocol):
     """What the collector reads from aiokafka's ``AIOKafkaConsumer`` (all synchronous)."""
 
@@ -211,12 +220,14 @@ class Metrics:
         pipeline: PipelineView | None = None,
         gate: GateView | None = None,
         consumer: ConsumerView | None = None,
+        polls: PollsView | None = None,
     ) -> None:
         """Tell the scrape-time collector where the live values are (None: not exported)."""
         self._state.book = book
         self._state.pipeline = pipeline
         self._state.gate = gate
         self._state.consumer = consumer
+        self._state.polls = polls
 
     # -- hot path -----------------------------------------------------------------------------
 
@@ -335,6 +346,7 @@ class _StateCollector:
         self.pipeline: PipelineView | None = None
         self.gate: GateView | None = None
         self.consumer: ConsumerView | None = None
+        self.polls: PollsView | None = None
 
     def describe(self) -> Iterator[Metric]:
         """Nothing to describe up front: names are checked for clashes at first scrape."""
@@ -366,6 +378,12 @@ class _StateCollector:
             "429 Too Many Requests answers from Engage.",
             value=budget.throttle_count,
         )
+        if self.polls is not None:
+            yield _gauge(
+                "engage_job_typical_seconds",
+                "Median time Engage took to process recent writes; a job's first poll comes then.",
+                self.polls.typical,
+            )
 
     def _book(self) -> Iterator[Metric]:
         book = self.book

@@ -306,7 +306,11 @@ class Service:
                 )
                 self._pipeline = pipeline
                 self.metrics.watch(
-                    book=self.book, pipeline=pipeline, gate=dispatcher.gate, consumer=consumer
+                    book=self.book,
+                    pipeline=pipeline,
+                    gate=dispatcher.gate,
+                    consumer=consumer,
+                    polls=dispatcher.client.poll_schedule,
                 )
                 # In the work group, not the loops group: actions still running during the
                 # drain need their intents committed.

@@ -203,6 +203,8 @@ async def test_metrics_and_probes_follow_the_events(
     assert at_rest == dict.fromkeys(at_rest, 0.0)
     assert total(after, "engage_consumer_tracked_orders") == len({e.order_id for e in events})
     assert math.isclose(total(after, "engage_consumer_rate_budget_requests_per_second"), 150.0)
+    # Jobs take 0.3 s: the learned typical time moved up from the 0.2 s the client starts with.
+    assert 0.2 < total(after, "engage_consumer_engage_job_typical_seconds") < 1.0
     assert total(after, "process_resident_memory_bytes") > 0
     assert sim.api_key not in text
 

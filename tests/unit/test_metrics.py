@@ -67,6 +67,11 @@ class FakeGate:
 
 
 @dataclass
+class FakePolls:
+    typical: float = 0.2
+
+
+@dataclass
 class FakeConsumer:
     assigned: set[TopicPartition] = field(default_factory=set)
     paused_tps: set[TopicPartition] = field(default_factory=set)
@@ -232,7 +237,8 @@ def test_state_is_read_at_scrape_time() -> None:
     book = FakeBook(tracked_n=5, busy_n=2, gated_n=1, age=3.5)
     pipeline = FakePipeline(progress=7, writes=3)
     gate = FakeGate(in_flight=4, polls_in_flight=6, budget=FakeBudget(rate=25.0, throttle_count=2))
-    m.watch(book=book, pipeline=pipeline, gate=gate)
+    polls = FakePolls(typical=0.8)
+    m.watch(book=book, pipeline=pipeline, gate=gate, polls=polls)
     names = [
         "tracked_orders",
         "busy_orders",
@@ -244,9 +250,12 @@ def test_state_is_read_at_scrape_time() -> None:
         "engage_polls_in_flight",
         "rate_budget_requests_per_second",
         "engage_throttled_total",
+        "engage_job_typical_seconds",
     ]
-    assert [value(m, n) for n in names] == [5, 2, 1, 3.5, 7, 3, 4, 6, 25.0, 2]
+    assert [value(m, n) for n in names] == [5, 2, 1, 3.5, 7, 3, 4, 6, 25.0, 2, 0.8]
     book.busy_n, pipeline.progress, gate.in_flight, gate.budget.rate = 0, 0, 0, 12.5
+    polls.typical = 1.5
+    assert value(m, "engage_job_typical_seconds") == 1.5
     assert [
         value(m, n) for n in ("busy_orders", "events_in_progress", "engage_calls_in_flight")
     ] == [0, 0, 0]
