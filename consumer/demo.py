@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import anyio
 import orjson
 
 from consumer.config import Secret, Settings
 from consumer.logs import configure_logging
+from consumer.sandbox.kafka_read import read_topic
 
 if TYPE_CHECKING:
     import argparse
@@ -102,34 +103,6 @@ async def _produce(bootstrap: str, records: list[tuple[bytes | None, bytes]]) ->
             await future
     finally:
         await producer.stop()
-
-
-async def read_topic(
-    bootstrap: str, topic: str, *, until: int, wait_seconds: float, as_json: bool = True
-) -> list[Any]:
-    """Read ``topic`` from the start until ``until`` records or ``wait_seconds`` passed."""
-    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
-
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        with anyio.move_on_after(wait_seconds):
-            while len(out) < until:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    out.extend(
-                        orjson.loads(r.value) if as_json and r.value else r.value for r in records
-                    )
-    finally:
-        await consumer.stop()
-    return out
 
 
 def _print_summary(report: AuditReport, stream: TextIO) -> None:
@@ -239,11 +212,15 @@ async def run_demo(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int
                 progress.show(service.count("outcomes"), final=True)
                 service.stopping.set()
             elapsed = time.monotonic() - t0
-            outcomes = await read_topic(bootstrap, RESULTS_TOPIC, until=expected, wait_seconds=30)
+            outcomes = [
+                orjson.loads(r.value)
+                for r in await read_topic(bootstrap, RESULTS_TOPIC, at_least=expected)
+                if r.value
+            ]
             journal = await sim.journal()
             report = audit(events=events, journal=journal, outcomes=outcomes)
             dead = await read_topic(
-                bootstrap, DEAD_LETTER_TOPIC, until=len(invalid), wait_seconds=10, as_json=False
+                bootstrap, DEAD_LETTER_TOPIC, at_least=len(invalid), wait_seconds=10
             )
         ok = _report(
             report, stream, records=len(records), elapsed=elapsed, dead=len(dead), invalid=invalid

@@ -22,6 +22,7 @@ import orjson
 from consumer.config import Secret, Settings
 from consumer.runner import Service
 from consumer.sandbox.audit import AuditReport, audit
+from consumer.sandbox.kafka_read import read_topic
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -136,32 +137,17 @@ def as_records(events: Sequence[GeneratedEvent]) -> list[Record]:
 async def read_all(
     broker: KafkaBroker, topic: str, *, at_least: int, wait_seconds: float = 30.0
 ) -> list[Any]:
-    """Read a topic from the start until ``at_least`` records arrived (or time ran out)."""
-    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+    """Read a topic from the start until ``at_least`` records arrived (or time ran out).
 
-    consumer = AIOKafkaConsumer(
+    Anything beyond the expected count (a duplicate) shows up within a short grace.
+    """
+    return await read_topic(
+        broker.bootstrap_servers,
         topic,
-        bootstrap_servers=broker.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        # As analytics reads: records of aborted transactions are never seen.
-        isolation_level="read_committed",
+        at_least=at_least,
+        wait_seconds=wait_seconds,
+        grace_seconds=0.3,
     )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        with anyio.move_on_after(wait_seconds):
-            while len(out) < at_least:
-                batch = await consumer.getmany(timeout_ms=100)
-                for records in batch.values():
-                    out.extend(records)
-        # Anything beyond the expected count (a duplicate) shows up within a short grace.
-        batch = await consumer.getmany(timeout_ms=300)
-        for records in batch.values():
-            out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def read_outcomes(
