@@ -121,9 +121,11 @@ async def test_metrics_and_probes_follow_the_events(
             with anyio.fail_after(60):
                 while service.count("finished") < len(records):
                     samples, _ = await scrape(client)
+                    # Not engage_polls_in_flight: a poll is on the wire for a millisecond or
+                    # two and the gaps between polls hold nothing, so a scrape rarely sees one
+                    # (the polls are counted in engage_requests_total below).
                     for name in (
                         "engage_consumer_events_in_progress",
-                        "engage_consumer_engage_polls_in_flight",
                         "engage_consumer_busy_orders",
                     ):
                         peak[name] = max(peak[name], int(total(samples, name)))
