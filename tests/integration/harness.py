@@ -241,6 +241,30 @@ class ConsumerProcess:
             self._log.close()
 
 
+async def actions_reach(sim: EngageSimulator, count: int, wait_seconds: float = 120) -> None:
+    """Wait until the simulator has accepted ``count`` actions."""
+    with anyio.fail_after(wait_seconds):
+        while (await sim.stats())["actionsAccepted"] < count:
+            await anyio.sleep(0.02)
+
+
+async def drained(broker: KafkaBroker, group: str, topic: str, wait_seconds: float) -> None:
+    """Wait until the group has committed every record of ``topic``."""
+    with anyio.fail_after(wait_seconds):
+        while await committed_lag(broker, group, topic):
+            await anyio.sleep(0.5)
+
+
+def assert_guarantees(report: AuditReport, outcomes: list[dict[str, Any]]) -> None:
+    """Nothing lost, no wrong tag, nothing out of order, no action twice, nothing failed."""
+    assert report.missing_outcomes == []
+    assert report.wrong_tag == []
+    assert report.out_of_order == []
+    assert report.unexpected_actions == 0
+    assert report.duplicate_actions == 0
+    assert {o["data"]["status"] for o in outcomes} <= {"accepted", "skipped", "unknown"}
+
+
 async def kill_after_actions(
     sim: EngageSimulator, env: dict[str, str], log_path: str, *, more: int
 ) -> int:
@@ -251,9 +275,7 @@ async def kill_after_actions(
     target = (await sim.stats())["actionsAccepted"] + more
     process = ConsumerProcess(env, log_path)
     try:
-        with anyio.fail_after(120):
-            while (await sim.stats())["actionsAccepted"] < target:
-                await anyio.sleep(0.02)
+        await actions_reach(sim, target)
         process.signal(signal.SIGKILL)
         await process.wait()
     finally:
@@ -270,9 +292,7 @@ async def run_until_committed(
     """
     process = ConsumerProcess(env, log_path)
     try:
-        with anyio.fail_after(600):
-            while await committed_lag(broker, settings.kafka_group_id, settings.input_topics[0]):
-                await anyio.sleep(1.0)
+        await drained(broker, settings.kafka_group_id, settings.input_topics[0], 600)
         process.signal(signal.SIGTERM)
         assert await process.wait() == 0
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
@@ -21,10 +21,12 @@ from consumer.sandbox.workload import lifecycle_stream
 from tests.integration.harness import (
     ConsumerProcess,
     Topics,
+    actions_reach,
     as_records,
+    assert_guarantees,
     check,
-    committed_lag,
     consumer_settings,
+    drained,
     make_topics,
     produce,
     settings_env,
@@ -33,37 +35,11 @@ from tests.integration.harness import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from consumer.sandbox.audit import AuditReport
-    from consumer.sandbox.engage_http import EngageSimulator
     from consumer.sandbox.kafka import KafkaBroker
     from tests.fixtures.engage import EngageSimFactory
     from tests.fixtures.kafka import TopicFactory
 
 pytestmark = [pytest.mark.kafka, pytest.mark.engage, pytest.mark.slow]
-
-
-async def actions_reach(sim: EngageSimulator, count: int, wait_seconds: float = 120) -> None:
-    """Wait until the simulator has accepted ``count`` actions."""
-    with anyio.fail_after(wait_seconds):
-        while (await sim.stats())["actionsAccepted"] < count:
-            await anyio.sleep(0.05)
-
-
-async def drained(broker: KafkaBroker, group: str, topic: str, wait_seconds: float) -> None:
-    """Wait until the group has committed every record of ``topic``."""
-    with anyio.fail_after(wait_seconds):
-        while await committed_lag(broker, group, topic):
-            await anyio.sleep(0.5)
-
-
-def assert_guarantees(report: AuditReport, outcomes: list[dict[str, Any]]) -> None:
-    """Nothing lost, no wrong tag, nothing out of order, no action twice, nothing failed."""
-    assert report.missing_outcomes == []
-    assert report.wrong_tag == []
-    assert report.out_of_order == []
-    assert report.unexpected_actions == 0
-    assert report.duplicate_actions == 0
-    assert {o["data"]["status"] for o in outcomes} <= {"accepted", "skipped", "unknown"}
 
 
 @pytest.mark.timeout(600)
