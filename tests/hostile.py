@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from consumer.events import EVENT_TYPES
+
 if TYPE_CHECKING:
     import random
     from collections.abc import Callable
@@ -42,16 +44,6 @@ class HostileRecord:
         return f"HostileRecord({self.family}, key={short(self.key)}, value={short(self.value)})"
 
 
-EVENT_TYPES: Final = (
-    "order.upserted",
-    "order.action",
-    "order.deleted",
-    "order.confirmed",
-    "order.shipped",
-    "order.delivered",
-    "order.cancelled",
-    "order.completed",
-)
 ENVELOPE: Final = ("specversion", "id", "source", "type", "subject", "time", "data")
 #: Strings that broke parsers, loggers or terminals somewhere (as text: encodable to UTF-8).
 EDGE_TEXT: Final = (
