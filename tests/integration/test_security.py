@@ -209,14 +209,13 @@ async def test_consumer_authenticates_over_sasl_ssl(
     assert report.outcomes == len(events)
 
 
-async def test_wrong_password_exits_fast_naming_the_credentials(
-    secure_kafka: SecureKafka, engage_sim: EngageSimulator, tmp_path: Path
-) -> None:
-    """A wrong SASL password ends `run` within seconds, status 1, one line naming the settings."""
-    topics = await secure_topics(secure_kafka, "badpw")
-    wrong = f"wrong-{secrets.token_urlsafe(12)}"
-    settings = secure_settings(secure_kafka, engage_sim, topics, password=wrong)
-    log_path = tmp_path / "consumer.log"
+async def runner_errors_of_a_fast_failure(
+    settings: Settings, log_path: Path
+) -> tuple[list[str], str]:
+    """Run ``run`` expecting it to fail at once: status 1 within ``FAIL_FAST_SECONDS``.
+
+    Returns the runner's error lines and the whole log.
+    """
     began = time.monotonic()
     process = ConsumerProcess(process_env(settings), str(log_path))
     try:
@@ -228,7 +227,17 @@ async def test_wrong_password_exits_fast_naming_the_credentials(
     assert status == 1, text
     assert took < FAIL_FAST_SECONDS
     ours = [line for line in json_lines(text) if line.get("component") == "runner"]
-    errors = [line["event"] for line in ours if line["level"] == "error"]
+    return [line["event"] for line in ours if line["level"] == "error"], text
+
+
+async def test_wrong_password_exits_fast_naming_the_credentials(
+    secure_kafka: SecureKafka, engage_sim: EngageSimulator, tmp_path: Path
+) -> None:
+    """A wrong SASL password ends `run` within seconds, status 1, one line naming the settings."""
+    topics = await secure_topics(secure_kafka, "badpw")
+    wrong = f"wrong-{secrets.token_urlsafe(12)}"
+    settings = secure_settings(secure_kafka, engage_sim, topics, password=wrong)
+    errors, text = await runner_errors_of_a_fast_failure(settings, tmp_path / "consumer.log")
     assert len(errors) == 1, text
     assert errors[0].startswith(f"kafka authentication failed for user {USER!r} with {MECHANISM}")
     assert errors[0].endswith("check KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD")
@@ -244,19 +253,7 @@ async def test_untrusted_ca_exits_fast_with_a_tls_error(
     topics = await secure_topics(secure_kafka, "badca")
     other_ca = str(secure_kafka.other_ca.ca_file)
     settings = secure_settings(secure_kafka, engage_sim, topics, ca_file=other_ca)
-    log_path = tmp_path / "consumer.log"
-    began = time.monotonic()
-    process = ConsumerProcess(process_env(settings), str(log_path))
-    try:
-        status = await process.wait(FAIL_FAST_SECONDS + 5)
-    finally:
-        process.close()
-    took = time.monotonic() - began
-    text = log_path.read_text()
-    assert status == 1, text
-    assert took < FAIL_FAST_SECONDS
-    ours = [line for line in json_lines(text) if line.get("component") == "runner"]
-    errors = [line["event"] for line in ours if line["level"] == "error"]
+    errors, text = await runner_errors_of_a_fast_failure(settings, tmp_path / "consumer.log")
     expected = (
         f"kafka TLS certificate verification failed at {secure_kafka.address}: unable to get "
         "local issuer certificate; check KAFKA_SSL_CAFILE (the CA that signed the broker's "
