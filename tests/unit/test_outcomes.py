@@ -148,17 +148,22 @@ def _schema_error() -> InvalidEventError:
 BROKEN = orjson.dumps({"id": "evt-9", "type": "order.upserted", "subject": "ORD-9", "data": {}})
 
 
-def test_invalid_outcome_names_the_event_it_could_read() -> None:
-    """An invalid event with a readable id and type gets an `invalid` outcome naming them."""
-    outcome = invalid_outcome(
-        _schema_error(),
-        value=BROKEN,
+def refused_at_orders_1_5(error: InvalidEventError, value: bytes | None) -> Outcome | None:
+    """The ``invalid`` outcome of a record refused at orders/1 offset 5."""
+    return invalid_outcome(
+        error,
+        value=value,
         topic="orders",
         partition=1,
         offset=5,
         received_at=RECEIVED,
         finished_at=RECEIVED,
     )
+
+
+def test_invalid_outcome_names_the_event_it_could_read() -> None:
+    """An invalid event with a readable id and type gets an `invalid` outcome naming them."""
+    outcome = refused_at_orders_1_5(_schema_error(), BROKEN)
     assert outcome is not None
     encoded = encode_outcome(outcome)
     document = orjson.loads(encoded)
@@ -177,15 +182,7 @@ def test_invalid_outcome_names_the_event_it_could_read() -> None:
 def test_invalid_outcome_without_event_id_is_identified_by_position() -> None:
     """Undecodable input has no event id: the outcome id is the record position."""
     error = InvalidEventError("undecodable", "not UTF-8 JSON: …", order_id="ORD-9")
-    outcome = invalid_outcome(
-        error,
-        value=b"{",
-        topic="orders",
-        partition=1,
-        offset=5,
-        received_at=RECEIVED,
-        finished_at=RECEIVED,
-    )
+    outcome = refused_at_orders_1_5(error, b"{")
     assert outcome is not None
     document = orjson.loads(encode_outcome(outcome))
     assert (document["id"], document["data"]["eventId"]) == ("orders/1/5:invalid", None)
@@ -311,14 +308,8 @@ def test_ids_copied_into_dead_letter_headers_are_clipped() -> None:
 def test_ids_copied_into_an_invalid_outcome_are_clipped() -> None:
     """Order id, event id and event type of a refused record are cut to 256 characters."""
     value = orjson.dumps({"id": HUGE, "type": HUGE, "subject": HUGE, "data": {}})
-    outcome = invalid_outcome(
-        InvalidEventError("schema", "subject: too long", order_id=HUGE),
-        value=value,
-        topic="orders",
-        partition=1,
-        offset=5,
-        received_at=RECEIVED,
-        finished_at=RECEIVED,
+    outcome = refused_at_orders_1_5(
+        InvalidEventError("schema", "subject: too long", order_id=HUGE), value
     )
     assert outcome is not None
     assert outcome.origin.order_id == CLIPPED
