@@ -176,15 +176,7 @@ async def test_stale_tag_is_rejected_and_the_order_relearns_its_tag(
         await produce(kafka_broker, topics.inputs[0], as_records([created]))
         await wait_for(service, finished=1)
         # Someone else replaces the order: Engage's tag moves, the consumer's does not.
-        async with httpx.AsyncClient(base_url=engage_sim.base_url) as client:
-            answer = await client.put(
-                "/api/v3/orders/S-1",
-                headers=engage_headers(engage_sim),
-                content=orjson.dumps(factory.order_body("S-1", 9)),
-            )
-            assert answer.status_code == 202
-        with pytest.raises(AssertionError):  # wait for the job to finish
-            await wait_for(service, finished=99, wait_seconds=0.3)
+        await _replaced_by_someone_else(engage_sim, factory, "S-1")
         await produce(kafka_broker, topics.inputs[0], as_records([first_action]))
         await wait_for(service, finished=2)
         await produce(kafka_broker, topics.inputs[0], as_records([second_action]))
@@ -215,14 +207,7 @@ async def test_a_write_no_action_waits_for_skips_the_tag_read(
         await wait_for(service, finished=1)
         reads_after_write = _order_reads(await engage_sim.stats())
         # Someone else replaces the order: with no tag remembered, nothing can go stale.
-        async with httpx.AsyncClient(base_url=engage_sim.base_url) as client:
-            answer = await client.put(
-                "/api/v3/orders/L-1",
-                headers=engage_headers(engage_sim),
-                content=orjson.dumps(factory.order_body("L-1", 9)),
-            )
-            assert answer.status_code == 202
-        await _until_processed(engage_sim, "L-1", writes=2)
+        await _replaced_by_someone_else(engage_sim, factory, "L-1")
         await produce(kafka_broker, topics.inputs[0], as_records([action]))
         await wait_for(service, finished=2)
     assert reads_after_write == 0
@@ -271,13 +256,23 @@ def _order_reads(stats: dict[str, Any]) -> int:
     return sum(stats["requests"].get("GET /api/v3/orders/{orderId}", {}).values())
 
 
-async def _until_processed(sim: EngageSimulator, order_id: str, *, writes: int) -> None:
-    """Wait (bounded) until the simulator processed ``writes`` writes of the order."""
+async def _replaced_by_someone_else(
+    sim: EngageSimulator, factory: EventFactory, order_id: str
+) -> None:
+    """Another writer PUTs the order; return once Engage processed it (its tag moved)."""
+    writes = len(processed_tags(await sim.journal(), order_id)) + 1
+    async with httpx.AsyncClient(base_url=sim.base_url) as client:
+        answer = await client.put(
+            f"/api/v3/orders/{order_id}",
+            headers=engage_headers(sim),
+            content=orjson.dumps(factory.order_body(order_id, 9)),
+        )
+        assert answer.status_code == 202
     for _ in range(100):
         if len(processed_tags(await sim.journal(), order_id)) >= writes:
             return
         await anyio.sleep(0.05)
-    raise AssertionError(f"{order_id}: fewer than {writes} writes processed after 5 s")
+    raise AssertionError(f"{order_id}: the other writer's write not processed after 5 s")
 
 
 async def test_order_without_contact_is_rejected_with_422(
