@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 # engage-consumer container image.
 #
-# Two stages: "build" turns the source into a wheel (the event schemas ride inside it as
-# consumer/_schemas, see pyproject's force-include) and installs that wheel with its dependencies
-# into a self-contained virtualenv; "runtime" is a fresh slim Python with only that virtualenv
-# copied in, so no compiler, pip cache or source tree reaches the image that runs in production.
+# Two stages: "build" installs the runtime dependencies pinned in requirements.lock (exact
+# versions, every file checked against its hash) into a self-contained virtualenv, then turns the
+# source into a wheel (the event schemas ride inside it as consumer/_schemas, see pyproject's
+# force-include) and installs that wheel alone on top; "runtime" is a fresh slim Python with only
+# that virtualenv copied in, so no compiler, pip cache or source tree reaches the image that runs
+# in production. Two builds of one commit get the same dependencies: nothing is resolved here.
 #
 #   docker build -t engage-consumer:0.1.0 .
 #   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=... -e INPUT_TOPICS=... \
@@ -20,15 +22,24 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# The dependencies first, from the lock alone, so this layer is rebuilt only when the lock
+# changes, not on every change to the source. `./dev lock` regenerates the lock (its header names
+# the uv command); tests/test_lock.py fails when it no longer satisfies pyproject.toml.
+COPY requirements.lock ./
+# Every locked dependency ships manylinux wheels for CPython 3.11 (the lock is resolved from
+# wheels only), so the slim image needs no compiler here; --only-binary makes a missing wheel
+# fail loudly instead of compiling, --require-hashes refuses any file whose hash is not locked.
+RUN python -m venv /opt/engage-consumer \
+ && /opt/engage-consumer/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock
 # Only what the wheel is built from (.dockerignore keeps the rest out of the context).
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY consumer ./consumer
-# Every runtime dependency ships manylinux wheels for CPython 3.11, so the slim image needs no
-# compiler here either; --only-binary makes a missing wheel fail loudly instead of compiling.
+# --no-deps: the dependencies are the locked ones already installed; pip check then fails the
+# build if they do not satisfy what the wheel declares (a lock that lags pyproject.toml).
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/engage-consumer \
- && /opt/engage-consumer/bin/pip install --only-binary=:all: /wheels/*.whl \
+ && /opt/engage-consumer/bin/pip install --no-deps /wheels/*.whl \
+ && /opt/engage-consumer/bin/pip check \
  && /opt/engage-consumer/bin/pip uninstall --yes pip \
  && /opt/engage-consumer/bin/python -c "import importlib.resources as r; \
       assert r.files('consumer').joinpath('_schemas/order-event.schema.json').is_file(), 'schemas missing'" \

@@ -1,8 +1,10 @@
 """The container image recipe: multi-stage, non-root, no build tools at runtime, schemas inside.
 
-No Docker engine runs here, so the Dockerfile is read as instructions (continuations joined,
-comments dropped) and checked stage by stage. The slow test builds the wheel the first stage
-builds, from exactly the files .dockerignore lets into the build context, and lists it.
+Its dependencies come only from the hashed requirements.lock, which tests/test_lock.py keeps true
+to pyproject.toml. No Docker engine runs here, so the Dockerfile is read as instructions
+(continuations joined, comments dropped) and checked stage by stage. The slow test builds the
+wheel the build stage builds, from the files .dockerignore lets into the build context, and
+lists it.
 """
 
 from __future__ import annotations
@@ -87,14 +89,58 @@ def test_image_is_multi_stage_on_slim_python_311() -> None:
     )
 
 
-def test_build_stage_builds_the_wheel_into_a_venv() -> None:
-    """The build stage makes a wheel with pip wheel and installs it into /opt/engage-consumer."""
+def _pip_installs(run: str) -> list[str]:
+    """The arguments of each `pip install` in one RUN's `&&`-joined commands."""
+    return [
+        command.partition("pip install")[2].strip()
+        for command in run.split("&&")
+        if "pip install" in command
+    ]
+
+
+def test_build_stage_installs_the_locked_dependencies_before_the_source() -> None:
+    """The first RUN installs requirements.lock, hash-checked and wheels only, into the venv.
+
+    It sees only the lock (copied alone before it, the source after it), so its layer is reused
+    until the lock changes, and nothing that RUN installs is resolved at build time.
+    """
     build = _stages()[1][0]
-    (run,) = build.args_of("RUN")
+    # Whitespace normalised: a joined continuation line keeps its indentation.
+    steps = [
+        (kw, " ".join(args.split())) for kw, args in build.instructions if kw in {"COPY", "RUN"}
+    ]
+    lock_run = (
+        "python -m venv /opt/engage-consumer"
+        " && /opt/engage-consumer/bin/pip install --require-hashes --only-binary=:all:"
+        " -r requirements.lock"
+    )
+    assert steps[:2] == [("COPY", "requirements.lock ./"), ("RUN", lock_run)]
+    assert [kw for kw, _ in steps[2:]] == ["COPY", "COPY", "COPY", "RUN"]
+
+
+def test_build_stage_builds_the_wheel_into_the_venv_without_dependencies() -> None:
+    """The wheel is installed with --no-deps over the locked set, and pip check must agree."""
+    build = _stages()[1][0]
+    _, run = build.args_of("RUN")
     assert "pip wheel --no-deps --wheel-dir /wheels ." in run
-    assert "python -m venv /opt/engage-consumer" in run
-    assert "/opt/engage-consumer/bin/pip install --only-binary=:all: /wheels/*.whl" in run
+    assert _pip_installs(run) == ["--no-deps /wheels/*.whl"]
+    commands = [command.strip() for command in run.split("&&")]
+    # pip check sees the wheel's declared requirements against the locked set, before pip goes.
+    check = commands.index("/opt/engage-consumer/bin/pip check")
+    assert commands.index("/opt/engage-consumer/bin/pip install --no-deps /wheels/*.whl") < check
+    assert check < commands.index("/opt/engage-consumer/bin/pip uninstall --yes pip")
     assert "_schemas/order-event.schema.json" in run  # fails the build if the schemas are missing
+    assert commands[-1] == "/opt/engage-consumer/bin/engage-consumer --help >/dev/null"
+
+
+def test_build_stage_installs_nothing_outside_the_lock() -> None:
+    """Every pip install of the build stage is the hashed lock or a --no-deps local wheel."""
+    build = _stages()[1][0]
+    installs = [args for run in build.args_of("RUN") for args in _pip_installs(run)]
+    assert installs == [
+        "--require-hashes --only-binary=:all: -r requirements.lock",
+        "--no-deps /wheels/*.whl",
+    ]
 
 
 def test_runtime_stage_has_no_build_tools() -> None:
@@ -147,7 +193,9 @@ def test_dockerignore_lets_in_only_the_wheel_inputs() -> None:
     build = _stages()[1][0]
     copied = [src for args in build.args_of("COPY") for src in args.split()[:-1]]
     assert (
-        sorted(allowed) == sorted(copied) == ["README.md", "consumer", "pyproject.toml", "schemas"]
+        sorted(allowed)
+        == sorted(copied)
+        == ["README.md", "consumer", "pyproject.toml", "requirements.lock", "schemas"]
     )
 
 
