@@ -26,8 +26,7 @@ from bench.simulator_capacity import (
     load_wrk,
     prepare,
 )
-from consumer.sandbox.engage_process import open_engage_simulator_process
-from consumer.sandbox.engage_settings import Delay
+from consumer.sandbox.engage import Delay, open_engage_simulator_process
 
 if TYPE_CHECKING:
     from consumer.sandbox.kafka import KafkaBroker

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consumer.sandbox.kafka_jars import cache_root
+from consumer.sandbox.kafka import cache_root
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -26,10 +26,10 @@ from bench.metrics import outcome_figures, stats_delta
 from bench.procs import SIMULATOR_CPUS, MeasuredProcess, pin, wait_group_ready
 from bench.workloads import OutcomeTail, precreate, produce
 from consumer.sandbox.audit import audit
-from consumer.sandbox.engage_settings import Delay, Faults
+from consumer.sandbox.engage import Delay, Faults
 
 if TYPE_CHECKING:
-    from consumer.sandbox.engage_process import EngageSimulatorProcess
+    from consumer.sandbox.engage import EngageSimulatorProcess
     from consumer.sandbox.kafka import KafkaBroker
     from consumer.sandbox.workload import GeneratedEvent
 

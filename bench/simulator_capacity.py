@@ -47,8 +47,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from consumer.sandbox.engage_process import open_engage_simulator_process
-from consumer.sandbox.engage_settings import Delay, SimulatorSettings
+from consumer.sandbox.engage import Delay, SimulatorSettings, open_engage_simulator_process
 
 SETTINGS = SimulatorSettings(rate_limit=None, job_delay=Delay.fixed(0.001), seed=1)
 HEADERS = {"User-Agent": "simulator-capacity/1", "Content-Type": "application/json"}

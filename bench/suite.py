@@ -20,8 +20,7 @@ from bench.bounds import broker_consume_rate, littles_bound, mean_delay, simulat
 from bench.procs import SIMULATOR_CPUS, usable_cpus
 from bench.runs import Machinery, RunSpec, pin_driver, run, summarize_profile
 from bench.workloads import action_workload, lifecycle_workload, produce, request_floor
-from consumer.sandbox.engage_process import open_engage_simulator_process
-from consumer.sandbox.engage_settings import Delay, SimulatorSettings
+from consumer.sandbox.engage import Delay, SimulatorSettings, open_engage_simulator_process
 from consumer.sandbox.kafka import BrokerSettings, open_kafka
 
 if TYPE_CHECKING:

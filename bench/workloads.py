@@ -27,7 +27,7 @@ from consumer.sandbox.workload import EventFactory, GeneratedEvent, lifecycle_st
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from consumer.sandbox.engage_process import EngageSimulatorProcess
+    from consumer.sandbox.engage import EngageSimulatorProcess
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -17,11 +17,17 @@ if TYPE_CHECKING:
 
 # subcommand path -> (module, one-line help)
 _COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("run",): ("consumer.runner", "run the consumer, configured from the environment"),
-    ("validate",): ("consumer.validate", "check events (a file or -, JSON lines or an array)"),
-    ("demo",): ("consumer.demo", "local broker + simulator + a realistic stream, end to end"),
-    ("sandbox", "kafka"): ("consumer.sandbox.kafka", "start a local Apache Kafka broker"),
-    ("sandbox", "engage"): ("consumer.sandbox.engage", "start the Engage simulator"),
+    ("run",): ("consumer.commands.run", "run the consumer, configured from the environment"),
+    ("validate",): (
+        "consumer.commands.validate",
+        "check events (a file or -, JSON lines or an array)",
+    ),
+    ("demo",): (
+        "consumer.commands.demo",
+        "local broker + simulator + a realistic stream, end to end",
+    ),
+    ("sandbox", "kafka"): ("consumer.sandbox.kafka.cli", "start a local Apache Kafka broker"),
+    ("sandbox", "engage"): ("consumer.sandbox.engage.cli", "start the Engage simulator"),
 }
 
 

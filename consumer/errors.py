@@ -2,14 +2,14 @@
 
 Every error the service raises on purpose is a ``ConsumerError``. Each class says whether trying
 the same thing again can help (``retriable``); only the runner decides what to do about it
-(retry, dead-letter, or stop).
+(retry, dead-letter, or stop). The local stand-ins have a tree of their own
+(``consumer.sandbox.errors``).
 
     ConsumerError
     ├── ConfigError                 bad settings; all problems are listed at once
-    ├── SandboxError                a local stand-in (broker, simulator, helm) failed to start
-    │   └── MissingToolError        Java 17+, Maven or Go is not installed
     ├── InvalidEventError           a record that is not a valid event (dead-lettered)
     ├── SendRefused                 the consumer itself withdrew a request before sending it
+    ├── CommitFailed                an offset commit did not go through (retriable)
     ├── TransactionFailed           a Kafka transaction (outcomes + offsets) did not commit
     └── EngageError                 a call to Engage did not end in "accepted"
         ├── EngageRejected          Engage said no: 400, 404, 409, 422 (not retriable)
@@ -35,14 +35,6 @@ class ConfigError(ConsumerError):
         super().__init__("invalid settings:\n  - " + "\n  - ".join(problems))
 
 
-class SandboxError(ConsumerError):
-    """A local stand-in (Kafka broker, Engage simulator) failed to start or stop."""
-
-
-class MissingToolError(SandboxError):
-    """A program a local stand-in needs (Java 17+, Maven, Go) is missing; the message says how."""
-
-
 class InvalidEventError(ConsumerError):
     """A record that cannot be decoded or does not match the event contract.
 
@@ -59,6 +51,12 @@ class InvalidEventError(ConsumerError):
 
 class SendRefused(ConsumerError):
     """A request was withdrawn just before it went out (its partition was revoked): not sent."""
+
+
+class CommitFailed(ConsumerError):
+    """Kafka did not accept an offset commit; the next commit tries again."""
+
+    retriable = True
 
 
 class TransactionFailed(ConsumerError):

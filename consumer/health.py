@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
 
     from consumer.metrics import Metrics
+    from consumer.types import TP
 
-TP = tuple[str, int]
 
 #: The commit loop counts as stuck after this many commit intervals without an iteration...
 STALE_INTERVALS: Final = 10
@@ -150,7 +150,7 @@ def group_state(consumer: AIOKafkaConsumer | None) -> GroupState:
 
 
 class ProbedService(Protocol):
-    """What the probes read from the running service (``consumer.runner.Service``)."""
+    """What the probes read from the running service (``consumer.service.runner.Service``)."""
 
     @property
     def stopping(self) -> anyio.Event:

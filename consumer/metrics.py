@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import TopicPartition
 
     from consumer.retry import RetryPolicy
+    from consumer.types import TP
 
 _T = TypeVar("_T")
 
@@ -52,7 +53,6 @@ LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 ENDPOINTS: Final = ("orders_write", "orders_delete", "job_poll", "order_read", "action")
 
-TP = tuple[str, int]
 
 # Every counter would otherwise carry a *_created series too: twice the series for a timestamp
 # that the process_start_time_seconds series already tells. (A process-wide switch in
@@ -64,7 +64,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 class BookView(Protocol):
-    """The order book's counts (``consumer.orders.OrderBook``)."""
+    """The order book's counts (``consumer.orders.book.OrderBook``)."""
 
     def tracked(self) -> int:
         """Orders remembered, busy and idle."""
@@ -80,7 +80,7 @@ class BookView(Protocol):
 
 
 class PipelineView(Protocol):
-    """The pipeline's counts (``consumer.pipeline.Pipeline``)."""
+    """The pipeline's counts (``consumer.service.pipeline.Pipeline``)."""
 
     def in_progress(self) -> int:
         """Events taken in whose outcome is not yet acknowledged."""
@@ -106,7 +106,7 @@ class BudgetView(Protocol):
 
 
 class GateView(Protocol):
-    """The dispatcher's in-flight bounds (``consumer.dispatch.CallGate``)."""
+    """The dispatcher's in-flight bounds (``consumer.service.dispatch.CallGate``)."""
 
     @property
     def in_flight(self) -> int:
@@ -242,7 +242,7 @@ class Metrics:
     def request_done(
         self, *, method: str, kind: str, url: str, status: str, seconds: float
     ) -> None:
-        """One Engage request answered or failed (``consumer.engage.RequestObserver``)."""
+        """One Engage request answered or failed (``consumer.engage.client.RequestObserver``)."""
         endpoint = endpoint_of(method=method, kind=kind, url=url)
         self.engage_requests.labels(endpoint, status).inc()
         self.engage_latency.labels(endpoint).observe(seconds)

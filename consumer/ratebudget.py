@@ -20,7 +20,6 @@ clock, so unit tests drive it with a fake clock; ``acquire`` is the async face f
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -30,7 +29,6 @@ import anyio
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from consumer.config import Secret
 
 _EPSILON: Final = 1e-9
 
@@ -154,28 +152,3 @@ class RateBudget:
             self._rate = max(self._rate * self.settings.decrease_factor, self.settings.floor)
             self._last_decrease = now
         self._tokens = 0.0
-
-
-class RateBudgets:
-    """One ``RateBudget`` per API key, so clients sharing a key share its budget.
-
-    Keys are held as digests: the registry never keeps the secret itself.
-    """
-
-    def __init__(
-        self,
-        settings: RateBudgetSettings | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._settings = settings or RateBudgetSettings()
-        self._clock = clock
-        self._budgets: dict[str, RateBudget] = {}
-
-    def for_key(self, api_key: Secret) -> RateBudget:
-        """The budget of ``api_key``, created on first use."""
-        digest = hashlib.sha256(api_key.reveal().encode()).hexdigest()
-        budget = self._budgets.get(digest)
-        if budget is None:
-            budget = self._budgets[digest] = RateBudget(self._settings, clock=self._clock)
-        return budget

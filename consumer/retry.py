@@ -7,8 +7,8 @@ deadline it never sleeps past: a retry that could only start after the event's d
 made, so the outcome is reported while it still matters.
 
 ``Retrier`` applies a policy to one step of one operation (a ``StepRunner`` for
-``consumer.engage``): it retries ``EngageRetriable`` always, ``EngageAmbiguous`` only when the
-step is safe to repeat, and remembers how many attempts it made and why it stopped.
+the Engage client): it retries ``EngageRetriable`` always, ``EngageAmbiguous`` only when the step is
+safe to repeat, and remembers how many attempts it made and why it stopped.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from consumer.sandbox.engage_state import body_digest
+from consumer.sandbox.engage import body_digest
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence

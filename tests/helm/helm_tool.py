@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from consumer.errors import MissingToolError, SandboxError
-from consumer.sandbox.kafka_jars import cache_root
+from consumer.sandbox.errors import MissingToolError, SandboxError
+from consumer.sandbox.kafka import cache_root
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.errors import MissingToolError, SandboxError
+from consumer.sandbox.errors import MissingToolError, SandboxError
 from tests.helm.helm_tool import HELM_MODULE, HELM_VERSION, ensure_helm, find_go, helm_dir
 
 FAKE_GO = """#!/bin/sh

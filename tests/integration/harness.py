@@ -20,14 +20,14 @@ import anyio
 import orjson
 
 from consumer.config import Secret, Settings
-from consumer.runner import Service
 from consumer.sandbox.audit import AuditReport, audit
-from consumer.sandbox.kafka_read import read_topic
+from consumer.sandbox.kafka import read_topic
+from consumer.service import Service
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from consumer.sandbox.engage_http import EngageSimulator
+    from consumer.sandbox.engage import EngageSimulator
     from consumer.sandbox.kafka import KafkaBroker
     from consumer.sandbox.workload import GeneratedEvent
     from tests.fixtures.kafka import TopicFactory

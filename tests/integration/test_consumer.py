@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from consumer.outcomes import dead_letter_view, outcome_problem
-from consumer.sandbox.engage_settings import Delay, SimulatorSettings
+from consumer.sandbox.engage import Delay, SimulatorSettings
 from consumer.sandbox.workload import EventFactory, lifecycle_stream
 from tests.fixtures.engage import engage_headers
 from tests.integration.harness import (
@@ -30,7 +30,7 @@ from tests.integration.harness import (
 )
 
 if TYPE_CHECKING:
-    from consumer.sandbox.engage_http import EngageSimulator
+    from consumer.sandbox.engage import EngageSimulator
     from consumer.sandbox.kafka import KafkaBroker
     from tests.fixtures.engage import EngageSimFactory
     from tests.fixtures.kafka import TopicFactory

@@ -15,18 +15,18 @@ import anyio
 import pytest
 
 from consumer.config import Secret
-from consumer.dispatch import DispatchSettings, open_dispatcher
 from consumer.engage import EngageClientSettings
 from consumer.ratebudget import RateBudgetSettings
 from consumer.retry import RetryPolicy
-from consumer.sandbox.engage_settings import Delay, Faults, SimulatorSettings
+from consumer.sandbox.engage import Delay, Faults, SimulatorSettings
+from consumer.service import DispatchSettings, open_dispatcher
 from tests.fixtures.engage import FAST_SETTINGS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from consumer.dispatch import Dispatcher
-    from consumer.sandbox.engage_http import EngageSimulator
+    from consumer.sandbox.engage import EngageSimulator
+    from consumer.service import Dispatcher
     from tests.fixtures.engage import EngageSimFactory
 
 pytestmark = pytest.mark.engage

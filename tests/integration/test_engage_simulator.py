@@ -12,15 +12,19 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from consumer.sandbox.engage_process import open_engage_simulator_process
-from consumer.sandbox.engage_settings import Delay, Faults, SimulatorSettings
-from consumer.sandbox.engage_state import body_digest
+from consumer.sandbox.engage import (
+    Delay,
+    Faults,
+    SimulatorSettings,
+    body_digest,
+    open_engage_simulator_process,
+)
 from tests.fixtures.engage import FAST_SETTINGS, engage_headers
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from consumer.sandbox.engage_http import EngageSimulator
+    from consumer.sandbox.engage import EngageSimulator
     from tests.fixtures.engage import EngageSimFactory
 
 pytestmark = pytest.mark.engage

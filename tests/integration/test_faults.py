@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from consumer.sandbox.engage_settings import Delay, Faults, SimulatorSettings
+from consumer.sandbox.engage import Delay, Faults, SimulatorSettings
 from consumer.sandbox.kafka import BrokerSettings, open_kafka
 from consumer.sandbox.workload import lifecycle_stream
 from tests.integration.harness import (

@@ -42,9 +42,10 @@ from tests.integration.harness import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from consumer.sandbox.engage_http import EngageSimulator
+    from consumer.sandbox.engage import EngageSimulator
     from consumer.sandbox.kafka import KafkaBroker
     from consumer.sandbox.workload import GeneratedEvent
+    from consumer.types import Headers
     from tests.fixtures.kafka import TopicFactory
     from tests.integration.harness import Topics
 
@@ -52,7 +53,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.engage]
 
 MAX_RECORD_BYTES = 10_240
 HOSTILE = 300
-Headers = list[tuple[str, bytes]]
 #: What a producer may attach: a trace header, a forged dead-letter reason, binary bytes.
 ORIGINAL_HEADERS: Headers = [
     ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),

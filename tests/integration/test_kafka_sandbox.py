@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from consumer.errors import SandboxError
+from consumer.sandbox.errors import SandboxError
 from consumer.sandbox.kafka import (
     KAFKA_VERSION,
     BrokerSettings,
@@ -23,7 +23,7 @@ from consumer.sandbox.kafka import (
     ensure_kafka_jars,
     open_kafka,
 )
-from consumer.sandbox.kafka_cds import archive_path
+from consumer.sandbox.kafka.cds import archive_path
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.config import Secret
-from consumer.sandbox.engage_settings import Delay, SimulatorSettings
+from consumer.sandbox.engage import Delay, SimulatorSettings
 from consumer.sandbox.workload import EventFactory, lifecycle_stream
 from tests.integration.harness import (
     as_records,
@@ -30,8 +30,8 @@ from tests.integration.harness import (
 )
 
 if TYPE_CHECKING:
-    from consumer.runner import Service
     from consumer.sandbox.kafka import KafkaBroker
+    from consumer.service import Service
     from tests.fixtures.engage import EngageSimFactory
     from tests.fixtures.kafka import TopicFactory
 

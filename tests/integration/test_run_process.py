@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from consumer.sandbox.engage_settings import Delay, SimulatorSettings
+from consumer.sandbox.engage import Delay, SimulatorSettings
 from consumer.sandbox.workload import lifecycle_stream
 from tests.integration.harness import (
     ConsumerProcess,

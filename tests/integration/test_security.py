@@ -22,12 +22,19 @@ import pytest
 import structlog
 
 from consumer.config import Secret, Settings
-from consumer.kafka_conn import connection_kwargs
+from consumer.kafka import connection_kwargs
 from consumer.logs import configure_logging
 from consumer.sandbox.audit import audit
-from consumer.sandbox.kafka import BrokerSettings, KafkaBroker, SaslSslListener, open_kafka
-from consumer.sandbox.kafka_tls import TlsFiles, make_throwaway_ca
+from consumer.sandbox.kafka import (
+    BrokerSettings,
+    KafkaBroker,
+    SaslSslListener,
+    TlsFiles,
+    make_throwaway_ca,
+    open_kafka,
+)
 from consumer.sandbox.workload import lifecycle_stream
+from consumer.service import kafka_connection
 from tests.fixtures.engage import FAST_SETTINGS
 from tests.integration.harness import (
     ConsumerProcess,
@@ -44,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
     from pathlib import Path
 
-    from consumer.sandbox.engage_http import EngageSimulator
+    from consumer.sandbox.engage import EngageSimulator
     from tests.fixtures.engage import EngageSimFactory
 
 pytestmark = [pytest.mark.kafka, pytest.mark.engage]
@@ -156,7 +163,9 @@ async def produce_secure(settings: Settings, topic: str, records: Sequence[Recor
     """Publish records over the consumer's own (SASL_SSL) connection settings."""
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
-    producer = AIOKafkaProducer(**connection_kwargs(settings), acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        **connection_kwargs(kafka_connection(settings)), acks="all", linger_ms=5
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, key=k, value=v) for k, v in records]
@@ -174,7 +183,10 @@ async def read_outcomes_secure(
     from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
 
     reader = AIOKafkaConsumer(
-        topic, **connection_kwargs(settings), auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        **connection_kwargs(kafka_connection(settings)),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await reader.start()
     out: list[dict[str, Any]] = []

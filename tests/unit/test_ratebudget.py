@@ -5,8 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from consumer.config import Secret
-from consumer.ratebudget import RateBudget, RateBudgets, RateBudgetSettings
+from consumer.ratebudget import RateBudget, RateBudgetSettings
 
 
 class FakeClock:
@@ -218,11 +217,3 @@ def test_settings_refuse_nonsense() -> None:
         RateBudgetSettings(burst=0.5)
     with pytest.raises(ValueError, match="decrease_factor"):
         RateBudgetSettings(decrease_factor=1.0)
-
-
-def test_budgets_are_shared_per_api_key() -> None:
-    """Two lookups with the same key get one budget; another key gets its own."""
-    budgets = RateBudgets(RateBudgetSettings())
-    first = budgets.for_key(Secret("key-one"))
-    assert budgets.for_key(Secret("key-one")) is first
-    assert budgets.for_key(Secret("key-two")) is not first

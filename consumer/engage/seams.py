@@ -1,0 +1,91 @@
+"""The seams of the Engage client: the Protocols other parts plug into it, and do-nothing versions.
+
+The client (``consumer.engage.client``) takes a ``RequestGate`` (in-flight bounds and the rate
+budget; the service's is ``consumer.service.dispatch.CallGate``), an optional ``RequestObserver``
+(metrics) and, for its one composed call, a ``StepRunner`` (the retry policy). ``OpenGate`` and
+``run_once`` are the do-nothing versions for a client used on its own (tests, one-off tools).
+
+Imports nothing of the consumer outside this folder.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from consumer.engage.types import CallKind
+
+_T = TypeVar("_T")
+
+
+class RequestGate(Protocol):
+    """What every request passes through before it is sent (bounds and rate budget)."""
+
+    def slot(
+        self,
+        kind: CallKind,
+        *,
+        deadline: float | None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> AbstractAsyncContextManager[None]:
+        """Spend one rate token and hold one in-flight place of ``kind``; give up at ``deadline``.
+
+        ``before_send`` runs once the token is spent and before the place is taken (so the
+        place is held only while the request is on the wire); if it raises, nothing is sent.
+        Raises ``EngageRetriable`` when the deadline passes before the request could be sent.
+        """
+        ...
+
+    def throttled(self, retry_after: float | None) -> None:
+        """Engage answered 429: shrink the budget and, with ``retry_after``, stop sending."""
+        ...
+
+
+class OpenGate:
+    """A gate that never waits: for a client used on its own (tests, one-off tools)."""
+
+    @asynccontextmanager
+    async def slot(
+        self,
+        kind: CallKind,  # noqa: ARG002
+        *,
+        deadline: float | None,  # noqa: ARG002
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[None]:
+        """Let the request through at once (after ``before_send``)."""
+        if before_send is not None:
+            await before_send()
+        yield
+
+    def throttled(self, retry_after: float | None) -> None:
+        """Ignore throttling: a lone client leaves back-off to its caller."""
+
+
+class RequestObserver(Protocol):
+    """Told about every request sent (the metrics).
+
+    ``status`` is the HTTP status, or the transport error's class name when no answer came.
+    """
+
+    def request_done(
+        self, *, method: str, kind: CallKind, url: str, status: str, seconds: float
+    ) -> None:
+        """One request ended after ``seconds`` on the wire."""
+        ...
+
+
+class StepRunner(Protocol):
+    """Runs one step of a composed call, retrying it as the caller's policy says."""
+
+    async def __call__(self, step: Callable[[], Awaitable[_T]], /) -> _T:
+        """Run ``step`` until it returns or the policy gives up (then re-raise its error)."""
+        ...
+
+
+async def run_once(step: Callable[[], Awaitable[_T]], /) -> _T:
+    """The ``StepRunner`` that does not retry."""
+    return await step()

@@ -1,0 +1,45 @@
+"""The aiokafka adapters: how to reach the cluster, the group consumer, the outcome producer.
+
+``connection`` builds the shared connection arguments and explains a failed start; ``source`` is
+the group consumer with its rebalance hooks and what a previous owner committed; ``sink``
+publishes outcome and dead-letter records (plainly or in transactions).
+
+Imports nothing of the consumer outside this folder but ``errors``, ``config``, ``types`` and
+``offsets``; never the service, the Engage client or the order book.
+"""
+
+from consumer.kafka.connection import (
+    KafkaConnection,
+    connection_kwargs,
+    describe_connection_error,
+    explain_connection_failure,
+    kafka_error_in,
+)
+from consumer.kafka.sink import KafkaSink, RecordSink, Staged, TransactionalSink, make_producer
+from consumer.kafka.source import (
+    AssignmentHandler,
+    ConsumerSettings,
+    GroupOffsets,
+    committed_state,
+    make_consumer,
+    subscribe,
+)
+
+__all__ = [
+    "AssignmentHandler",
+    "ConsumerSettings",
+    "GroupOffsets",
+    "KafkaConnection",
+    "KafkaSink",
+    "RecordSink",
+    "Staged",
+    "TransactionalSink",
+    "committed_state",
+    "connection_kwargs",
+    "describe_connection_error",
+    "explain_connection_failure",
+    "kafka_error_in",
+    "make_consumer",
+    "make_producer",
+    "subscribe",
+]

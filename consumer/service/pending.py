@@ -1,0 +1,77 @@
+"""What the service carries for one input event between intake and its acknowledged outcome.
+
+``Pending`` is one event in progress: its partition, deadline and the outcome fields as they are
+learned. ``OpRef`` is the token the order book carries for one of the event's operations (the
+book is generic over it, so the pipeline gets its own tokens back): which event it serves and
+what to send. ``Record`` is the part of a consumed Kafka record the service reads.
+
+Plain values: no I/O, and nothing of the consumer beyond the contract types they hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
+    from typing import Any
+
+    from consumer.events import OrderEvent
+    from consumer.outcomes import Status
+    from consumer.service.dispatch import DispatchResult
+    from consumer.types import TP
+
+
+class Record(Protocol):
+    """The parts of a consumed Kafka record the pipeline reads (aiokafka's ConsumerRecord)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One input event between intake and its acknowledged outcome."""
+
+    event: OrderEvent
+    tp: TP
+    received_at: datetime
+    started: float
+    deadline: float
+    ops_left: int
+    operation: Literal["upsert", "delete", "action"]
+    action: str | None = None
+    revision: int | None = None
+    status: Status | None = None
+    reason: str | None = None
+    detail: str | None = None
+    http_status: int | None = None
+    version_tag: str | None = None
+    attempts: int = 0
+    engage_ms: float = 0.0
+    #: its partition went to another member, who answers it: it gets no outcome here
+    abandoned: bool = False
+    #: the intent of its action was recorded (commit soon once it finished)
+    intended: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class OpRef:
+    """The token the book carries for one operation: its event and what to send.
+
+    Compared and hashed by identity (``eq=False``): each op is its own token.
+    """
+
+    pending: Pending
+    role: Literal["write", "action"]
+    body: Mapping[str, Any] | None = None
+    action: str | None = None
+    language: str | None = None
+    data: Mapping[str, Any] | None = None
+    result: DispatchResult | None = field(default=None, repr=False)

@@ -1,0 +1,572 @@
+"""The data path from a consumed record to an acknowledged outcome.
+
+``Pipeline.take`` decodes a record, turns the event into operations for the order book (the pure
+state machine) and carries out the book's effects: Engage calls go to the call scheduler
+(``consumer.service.calls``), which runs each as its own task under the dispatcher's bounds;
+every settled operation feeds its event's outcome; the publisher (``consumer.service.publisher``)
+writes it to the results topic and, once Kafka acknowledged it, the record's offset is finished
+in the offset tracker. Invalid records go to the dead-letter topic. Nothing here blocks on one
+order. ``abandon`` forgets the unfinished work of revoked partitions.
+
+The book is only touched from the event loop's thread and never across an ``await``, so it
+needs no lock.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from consumer.errors import InvalidEventError, SendRefused
+from consumer.events import ActionRequest, Delete, Lifecycle, Upsert, decode_record
+from consumer.logs import get_logger
+from consumer.metrics import Metrics
+from consumer.orders import Action, FetchTag, SendAction, SendWrite, Settle, Write
+from consumer.service.calls import CallScheduler
+from consumer.service.pending import OpRef, Pending
+from consumer.service.publisher import OutcomePublisher
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from anyio.abc import TaskGroup
+
+    from consumer.events import OrderEvent
+    from consumer.kafka import RecordSink
+    from consumer.offsets import OffsetTracker
+    from consumer.orders import Call, Effect, OrderBook
+    from consumer.service.dispatch import DispatchResult
+    from consumer.service.pending import Record
+    from consumer.types import TP
+
+log = get_logger("pipeline")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PipelineSettings:
+    """What the pipeline needs to know, derived from the service settings by the runner."""
+
+    results_topic: str
+    dead_letter_topic: str
+    event_deadline_seconds: float
+    max_record_bytes: int
+    action_map: Mapping[str, str]
+    #: calls running at once: the dispatcher's request places (in flight plus polls)
+    call_places: int
+    retry_ambiguous_actions: bool = False
+    read_every_tag: bool = False
+
+
+class EngageCalls(Protocol):
+    """The dispatcher's operations, as the pipeline uses them."""
+
+    async def write(
+        self,
+        order_id: str,
+        body: Mapping[str, Any],
+        *,
+        exists: bool | None,
+        deadline: float,
+        wait: Callable[[float], Awaitable[None]],
+        tag_wanted: Callable[[], bool] | None,
+    ) -> DispatchResult:
+        """Create or replace, wait for the job, learn the tag if ``tag_wanted`` says so."""
+        ...
+
+    async def delete(
+        self, order_id: str, *, deadline: float, wait: Callable[[float], Awaitable[None]]
+    ) -> DispatchResult:
+        """Delete, wait for the job (``wait`` sleeps between polls)."""
+        ...
+
+    async def action(
+        self,
+        order_id: str,
+        *,
+        action: str,
+        version_tag: str,
+        language: str | None,
+        data: dict[str, Any] | None,
+        deadline: float,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> DispatchResult:
+        """Post an action with a tag; ``before_send`` runs just before it goes out."""
+        ...
+
+    async def read_tag(self, order_id: str, *, deadline: float) -> DispatchResult:
+        """GET the order's current tag."""
+        ...
+
+
+class IntentLog(Protocol):
+    """Makes "this action is about to be sent" durable before it is (``service.commits``)."""
+
+    async def record(self, tp: TP, offset: int) -> bool:
+        """Return once the intent is durable; False if the partition is no longer ours."""
+        ...
+
+    def released(self) -> None:
+        """An offset with an intent finished: its intent can leave the metadata soon."""
+        ...
+
+
+class Pipeline:
+    """Record in, outcome out; owns the in-memory view of every event in progress."""
+
+    def __init__(
+        self,
+        *,
+        settings: PipelineSettings,
+        book: OrderBook[OpRef],
+        engage: EngageCalls,
+        sink: RecordSink,
+        tracker: OffsetTracker,
+        task_group: TaskGroup,
+        intents: IntentLog | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics(process=False)
+        self.book = book
+        self.engage = engage
+        self.tracker = tracker
+        self.intents = intents
+        self.clock = clock
+        #: what happened so far (``finished``, ``outcomes``, ``invalid``, ...), for tests and logs
+        self.counts: Counter[str] = Counter()
+        #: events taken in and not yet acknowledged, per partition (for revoke and drain)
+        self.pending: dict[TP, set[Pending]] = {}
+        #: offsets a previous owner finished above its commit (from the commit metadata)
+        self.skip: dict[TP, set[int]] = {}
+        #: offsets whose action a previous owner may have sent before it stopped unexpectedly
+        self.interrupted: dict[TP, set[int]] = {}
+        self.scheduler: CallScheduler[Call[OpRef]] = CallScheduler(
+            places=settings.call_places,
+            task_group=task_group,
+            run=self._run_call,
+            partition_of=_partition_of,
+            withdrawn=_abandoned,
+            release=self._release,
+        )
+        self.publisher = OutcomePublisher(
+            sink=sink,
+            results_topic=settings.results_topic,
+            dead_letter_topic=settings.dead_letter_topic,
+            task_group=task_group,
+            metrics=self.metrics,
+            counts=self.counts,
+            finished=self._finish,
+            clock=clock,
+        )
+
+    # -- intake -------------------------------------------------------------------------------
+
+    def take(self, record: Record) -> None:
+        """Start processing one consumed record; never raises for bad input."""
+        tp = (record.topic, record.partition)
+        self.tracker.received(tp, record.offset)
+        skip = self.skip.get(tp)
+        if skip and record.offset in skip:
+            # A previous owner published this record's outcome but could not commit past it.
+            skip.discard(record.offset)
+            self.tracker.finished(tp, record.offset)
+            self.counts["finished"] += 1
+            self.counts["skipped_replay"] += 1
+            self.metrics.event_consumed(record.topic, "replayed")
+            return
+        received_at = datetime.now(UTC)
+        try:
+            event = self._decode(record)
+        except InvalidEventError as error:
+            self.counts["invalid"] += 1
+            self.metrics.event_consumed(record.topic, "invalid")
+            self.publisher.dead_letter_soon(record, error, received_at)
+            return
+        self.counts["events"] += 1
+        self.metrics.event_consumed(record.topic, event.type)
+        interrupted = self.interrupted.get(tp)
+        if interrupted and record.offset in interrupted:
+            interrupted.discard(record.offset)
+            if not self.settings.retry_ambiguous_actions:
+                self._report_interrupted(event, tp, received_at)
+                return
+        now = self.clock()
+        pending = Pending(
+            event=event,
+            tp=tp,
+            received_at=received_at,
+            started=now,
+            deadline=now + self.settings.event_deadline_seconds,
+            ops_left=0,
+            operation="action",
+        )
+        self.pending.setdefault(tp, set()).add(pending)
+        effects: list[Effect[OpRef]] = []
+        for op in self._operations(pending):
+            pending.ops_left += 1
+            effects.extend(self.book.submit(event.order_id, op))
+        self.apply(effects)
+
+    def _report_interrupted(self, event: OrderEvent, tp: TP, received_at: datetime) -> None:
+        """Answer an event whose action may already have reached Engage, without resending it."""
+        self.counts["interrupted"] += 1
+        now = self.clock()
+        pending = Pending(
+            event=event,
+            tp=tp,
+            received_at=received_at,
+            started=now,
+            deadline=now,
+            ops_left=0,
+            operation="action",
+            action=getattr(event.data, "action", None),
+            status="unknown",
+            reason="interrupted",
+            detail="the consumer stopped while this action was being sent; it is not resent "
+            "because Engage may already have accepted it",
+        )
+        self.pending.setdefault(tp, set()).add(pending)
+        self.publisher.publish_outcome_soon(pending)
+
+    def _decode(self, record: Record) -> OrderEvent:
+        # require_key: without the orderId as key, the producer's partitioner scattered this
+        # order's events over partitions and per-order order cannot hold: refuse it loudly.
+        return decode_record(
+            key=record.key,
+            value=record.value,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            max_bytes=self.settings.max_record_bytes,
+            action_map=self.settings.action_map,
+            require_key=True,
+        )
+
+    def _operations(self, pending: Pending) -> list[Write[OpRef] | Action[OpRef]]:
+        data = pending.event.data
+        # Only a revision-gated action waits for something outside this consumer (a write that
+        # may never come), so only it expires while queued. Every other op waits behind calls
+        # of its own order that have deadlines of their own: failing it for time spent in our
+        # queues would turn a backlog (catching up after an outage) into failures.
+        gated_deadline = pending.deadline
+        deadline = math.inf
+        if isinstance(data, Upsert):
+            pending.operation = "upsert"
+            pending.revision = data.revision
+            ref = OpRef(pending=pending, role="write", body=data.order)
+            return [Write(token=ref, kind="upsert", revision=data.revision, deadline=deadline)]
+        if isinstance(data, Delete):
+            pending.operation = "delete"
+            pending.revision = data.revision
+            ref = OpRef(pending=pending, role="write")
+            return [Write(token=ref, kind="delete", revision=data.revision, deadline=deadline)]
+        if isinstance(data, ActionRequest):
+            pending.action = data.action
+            pending.revision = data.min_revision
+            ref = OpRef(
+                pending=pending,
+                role="action",
+                action=data.action,
+                language=data.language,
+                data=data.data,
+            )
+            action_deadline = deadline if data.min_revision is None else gated_deadline
+            return [Action(token=ref, min_revision=data.min_revision, deadline=action_deadline)]
+        assert isinstance(data, Lifecycle)
+        pending.action = data.action
+        pending.revision = data.revision
+        action = OpRef(
+            pending=pending,
+            role="action",
+            action=data.action,
+            language=data.language,
+            data=data.action_data,
+        )
+        if data.order is None:
+            # No snapshot: the action waits for the write that carried this revision, if any.
+            gated = deadline if data.revision is None else gated_deadline
+            return [Action(token=action, min_revision=data.revision, deadline=gated)]
+        write = OpRef(pending=pending, role="write", body=data.order)
+        return [
+            Write(token=write, kind="upsert", revision=data.revision, deadline=deadline),
+            Action(token=action, min_revision=None, deadline=deadline),
+        ]
+
+    # -- effects ------------------------------------------------------------------------------
+
+    def apply(self, effects: Iterable[Effect[OpRef]]) -> None:
+        """Carry out what the book asked for: schedule calls, settle operations."""
+        for effect in effects:
+            if isinstance(effect, Settle):
+                self._settle(effect)
+            elif _abandoned(effect):
+                self._release(effect)
+            else:
+                self.scheduler.submit(effect)
+
+    def _release(self, call: Call[OpRef]) -> None:
+        """Tell the book a call of an abandoned event will not happen, so its order moves on.
+
+        The event's partition went to another consumer: sending now would race that owner
+        (a late write would overwrite its newer one). The book treats the op as ended in doubt.
+        """
+        if isinstance(call, SendWrite):
+            self.apply(
+                self.book.write_done(
+                    call.order_id, call.op.token, tag=None, status="unknown", reason=None
+                )
+            )
+        elif isinstance(call, SendAction):
+            self.apply(
+                self.book.action_done(call.order_id, call.op.token, status="unknown", reason=None)
+            )
+
+    def _call_deadline(self) -> float:
+        return self.clock() + self.settings.event_deadline_seconds
+
+    async def _run_call(self, call: Call[OpRef]) -> None:
+        if isinstance(call, SendWrite):
+            await self._run_write(call)
+        elif isinstance(call, SendAction):
+            await self._run_action(call)
+        else:
+            await self._run_fetch(call)
+
+    async def _run_write(self, call: SendWrite[OpRef]) -> None:
+        op = call.op
+        ref = op.token
+        deadline = self._call_deadline()
+        log.debug(
+            "sending write",
+            orderId=call.order_id,
+            eventId=ref.pending.event.id,
+            partition=ref.pending.tp[1],
+            offset=ref.pending.event.offset,
+            exists=call.exists,
+        )
+        wait = self.scheduler.wait_between_polls
+        if op.kind == "delete":
+            result = await self.engage.delete(call.order_id, deadline=deadline, wait=wait)
+        else:
+            assert ref.body is not None
+            tag_wanted = None
+            if not self.settings.read_every_tag:
+
+                def tag_wanted() -> bool:
+                    return self.book.tag_needed(call.order_id, op.token)
+
+            result = await self.engage.write(
+                call.order_id,
+                ref.body,
+                exists=call.exists,
+                deadline=deadline,
+                wait=wait,
+                tag_wanted=tag_wanted,
+            )
+        ref.result = result
+        if result.status == "accepted":
+            effects = self.book.write_done(
+                call.order_id, op.token, tag=result.version_tag, status="accepted", reason=None
+            )
+        else:
+            uncertain = result.tag_uncertain or result.status == "unknown"
+            effects = self.book.write_done(
+                call.order_id,
+                op.token,
+                tag=None,
+                status="unknown" if uncertain else result.status,
+                reason=result.reason,
+            )
+        self.apply(effects)
+
+    async def _run_action(self, call: SendAction[OpRef]) -> None:
+        op = call.op
+        ref = op.token
+        assert ref.action is not None
+        pending = ref.pending
+        intents = self.intents
+        log.debug(
+            "sending action",
+            orderId=call.order_id,
+            eventId=pending.event.id,
+            partition=pending.tp[1],
+            offset=pending.event.offset,
+            versionTag=call.tag,
+        )
+
+        async def record_intent() -> None:
+            # Just before the request goes out (its rate token spent, its in-flight place next):
+            # a crash after this point leaves an intent, and the next owner reports `unknown`
+            # rather than sending the action again.
+            if intents is not None and not await intents.record(pending.tp, pending.event.offset):
+                raise SendRefused("the partition was revoked before the action was sent")
+            pending.intended = True
+
+        try:
+            result = await self.engage.action(
+                call.order_id,
+                action=ref.action,
+                version_tag=call.tag,
+                language=ref.language,
+                data=dict(ref.data) if ref.data is not None else None,
+                deadline=self._call_deadline(),
+                before_send=record_intent,
+            )
+        except SendRefused:
+            # Nothing was sent and the partition is going to its next owner, who answers this
+            # event: it gets no outcome here (an outcome would commit an action never sent).
+            pending.abandoned = True
+            self.apply(
+                self.book.action_done(call.order_id, op.token, status="unknown", reason=None)
+            )
+            return
+        ref.result = result
+        stale = result.status == "rejected" and result.http_status == 404
+        self.apply(
+            self.book.action_done(
+                call.order_id,
+                op.token,
+                status=result.status,
+                reason=result.reason,
+                stale_tag=stale,
+            )
+        )
+
+    async def _run_fetch(self, call: FetchTag) -> None:
+        result = await self.engage.read_tag(call.order_id, deadline=self._call_deadline())
+        if result.status == "accepted":
+            effects = self.book.tag_learned(call.order_id, result.version_tag)
+        elif result.status == "rejected" and result.http_status == 404:
+            effects = self.book.tag_learned(call.order_id, None)
+        else:
+            effects = self.book.tag_learned(
+                call.order_id, None, error=f"tag_unavailable: {result.reason}"
+            )
+        self.apply(effects)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _settle(self, effect: Settle[OpRef]) -> None:
+        ref = effect.token
+        pending = ref.pending
+        if pending.abandoned:
+            return  # its partition moved on: the new owner answers this event
+        result = ref.result
+        if result is not None:
+            pending.attempts += result.attempts
+            pending.engage_ms += result.engage_ms
+        if ref.role == "write" and pending.operation == "action":
+            # The snapshot write of a lifecycle event: remember what it learned; the action
+            # that follows decides the event's status.
+            if result is not None and result.http_status is not None:
+                pending.http_status = result.http_status
+            pending.version_tag = effect.tag or pending.version_tag
+            if effect.status not in {"accepted", "skipped"}:
+                pending.detail = result.detail if result is not None else effect.reason
+        else:
+            pending.status = effect.status
+            pending.reason = effect.reason
+            pending.version_tag = effect.tag or pending.version_tag
+            if result is not None:
+                pending.http_status = result.http_status
+                pending.detail = result.detail or pending.detail
+                if result.version_tag is not None:
+                    pending.version_tag = result.version_tag
+        pending.ops_left -= 1
+        if pending.ops_left == 0:
+            self.publisher.publish_outcome_soon(pending)
+
+    def _finish(self, tp: TP, offset: int, pending: Pending | None) -> None:
+        """The last record for an input offset was acknowledged: the offset is finished."""
+        if pending is not None:
+            events = self.pending.get(tp)
+            if events is not None:
+                events.discard(pending)
+            if pending.abandoned:
+                return
+        self.tracker.finished(tp, offset)
+        if pending is not None and pending.intended and self.intents is not None:
+            # Commit soon: until the intent leaves the metadata, a crash would report this
+            # finished action as `unknown` once more.
+            self.intents.released()
+        self.counts["finished"] += 1
+
+    # -- partitions ---------------------------------------------------------------------------
+
+    def hold(self, tps: set[TP] | None = None) -> None:
+        """Start no new Engage call (for ``tps``, or for all when None); running ones go on.
+
+        A call that has not started cannot have reached Engage, so holding it back is always
+        safe: its event simply gets no outcome and is redone by whoever owns its partition
+        next. That is what makes a drain short and free of duplicates.
+        """
+        self.scheduler.hold(tps)
+
+    def calls_running(self, tps: Iterable[TP] | None = None) -> int:
+        """Engage calls running now (on ``tps``, or everywhere)."""
+        return self.scheduler.running(tps)
+
+    def publishing(self, tps: Iterable[TP] | None = None) -> int:
+        """Outcome and dead-letter writes not yet acknowledged (on ``tps``, or everywhere)."""
+        return self.publisher.publishing(tps)
+
+    def in_progress(self, tps: Iterable[TP] | None = None) -> int:
+        """Events taken in and not yet acknowledged (on ``tps``, or on every partition)."""
+        if tps is None:
+            return self.tracker.in_flight()
+        return sum(len(self.pending.get(tp, ())) for tp in tps)
+
+    def tick(self) -> None:
+        """Let the book expire operations whose deadline passed."""
+        self.apply(self.book.tick())
+
+    def abandon(self, tps: set[TP]) -> None:
+        """Forget the unfinished events of revoked partitions; their new owner redoes them.
+
+        Orders that also have events on partitions we keep are rebuilt from those events, so
+        the kept partitions lose nothing.
+        """
+        abandoned: set[Pending] = set()
+        for tp in tps:
+            abandoned |= self.pending.pop(tp, set())
+            self.skip.pop(tp, None)
+            self.interrupted.pop(tp, None)
+        for pending in abandoned:
+            pending.abandoned = True
+        # Take back every unsent op of the affected orders first, keeping those of events on
+        # partitions we still own, so that releasing the withdrawn calls below cannot set the
+        # abandoned ones in motion.
+        kept: dict[str, list[Write[OpRef] | Action[OpRef]]] = {}
+        for order_id in {p.event.order_id for p in abandoned}:
+            kept[order_id] = [
+                op for op in self.book.drop(order_id) if not op.token.pending.abandoned
+            ]
+        for call in self.scheduler.withdraw(tps):
+            self._release(call)
+        # Another consumer may write any order of these partitions next: remembered tags of
+        # idle orders could go stale unseen, so every idle order is re-learned on next use.
+        self.book.forget_idle()
+        effects: list[Effect[OpRef]] = []
+        for order_id, ops in kept.items():
+            for op in ops:
+                effects.extend(self.book.submit(order_id, op))
+        self.apply(effects)
+
+
+def _partition_of(call: Call[OpRef]) -> TP | None:
+    """The partition of the event a call serves (a tag read serves the order, not one event)."""
+    if isinstance(call, FetchTag):
+        return None
+    return call.op.token.pending.tp
+
+
+def _abandoned(call: Call[OpRef]) -> bool:
+    """Whether a call serves an event whose partition was taken away."""
+    if isinstance(call, FetchTag):
+        return False
+    return call.op.token.pending.abandoned

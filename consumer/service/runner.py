@@ -1,0 +1,319 @@
+"""The running service: wires Kafka, the book, the dispatcher and the pipeline; runs the loops.
+
+Three loops run beside the Engage calls: intake (fetch records, pause partitions while too much
+is buffered), commit (every COMMIT_INTERVAL_SECONDS, per partition up to the lowest unfinished
+offset, finished offsets above it in the metadata; ``consumer.service.commits``) and tick
+(expire operations past their deadline). The rebalance hooks finish or abandon the work of
+revoked partitions and learn what a previous owner committed for assigned ones. SIGTERM or
+SIGINT stops intake, lets in-flight work finish for up to DRAIN_TIMEOUT_SECONDS, commits, closes
+Kafka and exits 0.
+
+The one module that knows every part; the ``run`` command (``consumer.commands.run``) is its
+only caller besides the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from consumer.kafka import (
+    GroupOffsets,
+    KafkaSink,
+    TransactionalSink,
+    committed_state,
+    make_consumer,
+    make_producer,
+    subscribe,
+)
+from consumer.logs import get_logger
+from consumer.metrics import Metrics
+from consumer.offsets import OffsetTracker
+from consumer.orders import OrderBook
+from consumer.service.commits import Committer, IntentLog
+from consumer.service.dispatch import open_dispatcher
+from consumer.service.pipeline import Pipeline
+from consumer.service.wiring import (
+    consumer_settings,
+    dispatch_settings,
+    engage_client_settings,
+    kafka_connection,
+    pipeline_settings,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from consumer.config import Settings
+    from consumer.service.pending import OpRef
+    from consumer.types import TP
+
+log = get_logger("runner")
+
+
+class Service:
+    """One running consumer: its Kafka clients, its pipeline and its loops."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tracker = OffsetTracker()
+        self.book: OrderBook[OpRef] = OrderBook(
+            max_tracked=settings.max_tracked_orders,
+            clock=time.monotonic,
+            revision_wait=settings.revision_wait_seconds,
+        )
+        self.assigned: set[TP] = set()
+        self.paused = False
+        self.stopping = anyio.Event()
+        self.metrics = Metrics()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pipeline: Pipeline | None = None
+        self._committer: Committer | None = None
+        self._intents: IntentLog | None = None
+        #: monotonic time of the commit loop's latest iteration (liveness); None before it runs
+        self.commit_loop_at: float | None = None
+        #: the port the health server bound (HTTP_PORT, or the chosen one for 0)
+        self.http_port: int | None = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The Kafka consumer once ``run`` made it (the readiness probe reads its group state)."""
+        return self._consumer
+
+    @property
+    def commits(self) -> int:
+        """Offset commits Kafka accepted so far."""
+        return self._committer.commits if self._committer is not None else 0
+
+    def count(self, name: str) -> int:
+        """A pipeline counter (``finished``, ``outcomes``, ``invalid``, …); 0 before start."""
+        return self._pipeline.counts[name] if self._pipeline is not None else 0
+
+    async def commit_now(self) -> bool:
+        """Commit what is committable now; False if the commit failed (or nothing runs yet)."""
+        return await self._committer.commit_now() if self._committer is not None else False
+
+    # -- rebalance hooks (called by aiokafka while it coordinates the group) ----------------
+
+    async def partitions_assigned(self, assigned: set[TP]) -> None:
+        """Track the new partitions and learn which offsets a previous owner already finished."""
+        log.info("partitions assigned", partitions=sorted(assigned))
+        self.assigned |= assigned
+        for tp in assigned:
+            self.tracker.assign(tp)
+        if self._consumer is None or self._pipeline is None or not assigned:
+            return
+        # Orders still busy at the revoke became idle since, with tags another owner may have
+        # made stale meanwhile: start the new generation knowing nothing.
+        self.book.forget_idle()
+        committed = await committed_state(self._consumer, assigned)
+        for tp, (offset, finished, intents) in committed.items():
+            self.metrics.offset_known(tp, offset)
+            if finished:
+                self._pipeline.skip[tp] = finished
+                log.info("skipping finished offsets", partition=tp, count=len(finished))
+            if intents:
+                self._pipeline.interrupted[tp] = intents
+                log.warning(
+                    "actions interrupted by the previous owner will not be resent",
+                    partition=tp,
+                    offsets=sorted(intents),
+                )
+
+    async def partitions_revoked(self, revoked: set[TP]) -> None:
+        """Finish what is in flight for the revoked partitions (bounded), commit, forget them."""
+        log.info("partitions revoked", partitions=sorted(revoked))
+        self.assigned -= revoked
+        self.metrics.forget(revoked)
+        if self._intents is not None:
+            # Intent waiters of the revoked partitions must not send: wake them to give up.
+            self._intents.partitions_revoked()
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.hold(revoked)
+            with anyio.move_on_after(self.settings.drain_timeout_seconds):
+                # A short poll: progress is counted by synchronous code, and a rebalance is
+                # rare enough that an event per partition would be machinery for nothing.
+                while pipeline.calls_running(revoked) or pipeline.publishing(revoked):  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            await self.commit_now()
+            pipeline.abandon(revoked)
+        for tp in revoked:
+            self.tracker.revoke(tp)
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def _intake(self, consumer: AIOKafkaConsumer, pipeline: Pipeline) -> None:
+        limit = self.settings.max_buffered_events
+        while True:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for records in batch.values():
+                for record in records:
+                    if (record.topic, record.partition) in self.assigned:
+                        pipeline.take(record)
+            buffered = pipeline.in_progress()
+            if buffered >= limit:
+                consumer.pause(*consumer.assignment())
+                if not self.paused:
+                    log.info("paused: too many events in progress", buffered=buffered)
+                self.paused = True
+            elif self.paused and buffered <= limit // 2:
+                consumer.resume(*consumer.assignment())
+                self.paused = False
+                log.info("resumed", buffered=buffered)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            self.commit_loop_at = time.monotonic()
+            await anyio.sleep(self.settings.commit_interval_seconds)
+            await self.commit_now()
+
+    async def _tick_loop(self, pipeline: Pipeline) -> None:
+        while True:
+            await anyio.sleep(0.25)
+            pipeline.tick()
+
+    # -- life ---------------------------------------------------------------------------------
+
+    async def run(self, *, started: Callable[[], None] | None = None) -> None:
+        """Run until ``stopping`` is set, then drain, commit and close.
+
+        The health server answers from before the consumer joins the group until after Kafka
+        is closed, so the probes see the whole life, drain included.
+        """
+        from consumer.health import Probe, open_health_server  # noqa: PLC0415
+
+        probe = Probe(self, commit_interval=self.settings.commit_interval_seconds)
+        async with open_health_server(probe, self.metrics, port=self.settings.http_port) as http:
+            self.http_port = http.port
+            log.info("health server listening", port=http.port)
+            await self._run(started)
+
+    def _commits(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+    ) -> tuple[KafkaSink | TransactionalSink, Committer, IntentLog]:
+        """The outcome sink, the committer and the intent log, plain or transactional."""
+        transactions: TransactionalSink | None = None
+        sink: KafkaSink | TransactionalSink
+        if self.settings.kafka_transactional_id is None:
+            sink = KafkaSink(producer)
+        else:
+
+            def wake() -> None:
+                # A staged outcome wakes the intent log's loop, which commits at once (batching).
+                intents.wake()
+
+            sink = transactions = TransactionalSink(producer, wake=wake)
+        committer = Committer(
+            tracker=self.tracker,
+            metrics=self.metrics,
+            group_id=self.settings.kafka_group_id,
+            offsets=GroupOffsets(consumer),
+            transactions=transactions,
+        )
+        intents = IntentLog(
+            committer=committer, tracker=self.tracker, owns=self.assigned.__contains__
+        )
+        return sink, committer, intents
+
+    async def _run(self, started: Callable[[], None] | None) -> None:
+        settings = self.settings
+        producer = make_producer(
+            kafka_connection(settings), transactional_id=settings.kafka_transactional_id
+        )
+        consumer = make_consumer(consumer_settings(settings))
+        self._consumer = consumer
+        sink, self._committer, intents = self._commits(consumer, producer)
+        self._intents = intents
+        try:
+            # Inside the try: a start that fails (wrong password, untrusted certificate) must
+            # still close both clients, or aiokafka reports them unclosed on the way out.
+            await producer.start()
+            async with (
+                open_dispatcher(
+                    engage_client_settings(settings),
+                    dispatch_settings(settings),
+                    metrics=self.metrics,
+                ) as dispatcher,
+                anyio.create_task_group() as work,
+            ):
+                pipeline = Pipeline(
+                    settings=pipeline_settings(settings),
+                    book=self.book,
+                    engage=dispatcher,
+                    sink=sink,
+                    tracker=self.tracker,
+                    task_group=work,
+                    intents=intents if settings.action_intents else None,
+                    metrics=self.metrics,
+                )
+                self._pipeline = pipeline
+                self.metrics.watch(
+                    book=self.book,
+                    pipeline=pipeline,
+                    gate=dispatcher.gate,
+                    consumer=consumer,
+                    polls=dispatcher.client.poll_schedule,
+                )
+                # In the work group, not the loops group: actions still running during the
+                # drain need their intents committed.
+                work.start_soon(intents.run)
+                subscribe(consumer, settings.input_topics, self)
+                await consumer.start()
+                log.info("started", topics=list(settings.input_topics))
+                if started is not None:
+                    started()
+                async with anyio.create_task_group() as loops:
+                    loops.start_soon(self._intake, consumer, pipeline)
+                    loops.start_soon(self._commit_loop)
+                    loops.start_soon(self._tick_loop, pipeline)
+                    await self.stopping.wait()
+                    loops.cancel_scope.cancel()
+                await self._drain(pipeline)
+                work.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await consumer.stop()
+                await producer.stop()
+        log.info("stopped", commits=self.commits, **pipeline.counts)
+
+    async def _drain(self, pipeline: Pipeline) -> None:
+        """Let running Engage calls and outcome writes finish; start nothing new; commit."""
+        pipeline.hold()
+        log.info(
+            "draining",
+            calls_running=pipeline.calls_running(),
+            in_progress=pipeline.in_progress(),
+        )
+        with anyio.move_on_after(self.settings.drain_timeout_seconds):
+            while pipeline.calls_running() or pipeline.publishing():  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        await self.commit_now()
+        if pipeline.calls_running():
+            log.warning(
+                "drain deadline passed with Engage calls running; their events will be redone",
+                calls_running=pipeline.calls_running(),
+            )
+        log.info("drained", left_for_next_owner=pipeline.in_progress())
+
+
+async def serve(settings: Settings) -> None:
+    """Run the service until SIGTERM or SIGINT."""
+    service = Service(settings)
+
+    async def watch_signals() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("signal received; draining", signal=signal.Signals(signum).name)
+                service.stopping.set()
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_signals)
+        await service.run()
+        tg.cancel_scope.cancel()
