@@ -1,0 +1,28 @@
+from tests.unit.surface import assert_surface
+
+
+def test_the_engage_client_surface() -> None:
+    """What code outside consumer/engage may use of the Engage client."""
+    assert_surface(
+        "consumer.engage",
+        [
+            "ActionResult",
+            "CallKind",
+            "EngageClient",
+            "EngageClientSettings",
+            "JobRef",
+            "JobResult",
+            "Meter",
+            "OpenGate",
+            "OrderState",
+            "RequestGate",
+            "RequestObserver",
+            "StepRunner",
+            "WriteConfirmation",
+            "WriteMethod",
+            "action_rejection_reason",
+            "open_engage_client",
+            "parse_retry_after",
+            "run_once",
+        ],
+    )

@@ -1,0 +1,26 @@
+from tests.unit.surface import assert_surface
+
+
+def test_the_kafka_adapters_surface() -> None:
+    """What code outside consumer/kafka may use of the aiokafka adapters."""
+    assert_surface(
+        "consumer.kafka",
+        [
+            "AssignmentHandler",
+            "ConsumerSettings",
+            "GroupOffsets",
+            "KafkaConnection",
+            "KafkaSink",
+            "RecordSink",
+            "Staged",
+            "TransactionalSink",
+            "committed_state",
+            "connection_kwargs",
+            "describe_connection_error",
+            "explain_connection_failure",
+            "kafka_error_in",
+            "make_consumer",
+            "make_producer",
+            "subscribe",
+        ],
+    )
