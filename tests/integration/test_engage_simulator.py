@@ -411,3 +411,32 @@ async def test_order_ids_are_one_escaped_path_segment(
     done = await _finish(client, answer.headers["Location"])
     assert done.headers["Location"] == f"/api/v3/orders/{quote(order_id, safe='')}"
     assert (await client.get(done.headers["Location"])).json()["orderId"] == order_id
+
+
+async def test_accepted_keys_change_at_the_control_route(
+    client: httpx.AsyncClient, engage_sim: EngageSimulator
+) -> None:
+    """A key rotated away is refused with 401 at once; granted back, it works again."""
+    assert (await client.get("/api/v3/orders/none")).status_code == 404
+    async with httpx.AsyncClient(base_url=engage_sim.base_url) as control:
+        answer = await control.post("/_sim/api-keys", json={"apiKeys": ["the-new-key"]})
+        assert answer.json() == {"apiKeys": 1}
+        refused = await client.get("/api/v3/orders/none")
+        assert (refused.status_code, refused.json()["errorCode"]) == (401, "Unauthorized")
+        bad = await control.post("/_sim/api-keys", json={"apiKeys": []})
+        assert bad.status_code == 400
+        await control.post("/_sim/api-keys", json={"apiKeys": [engage_sim.api_key]})
+    assert (await client.get("/api/v3/orders/none")).status_code == 404
+
+
+async def test_requests_are_counted_per_second_with_their_429s(
+    engage_sim_factory: EngageSimFactory,
+) -> None:
+    """Every answered API request lands in the second it was answered in, 429s apart."""
+    sim = await engage_sim_factory(replace(FAST_SETTINGS, rate_limit=5.0, rate_burst=5))
+    async with httpx.AsyncClient(base_url=sim.base_url, headers=engage_headers(sim)) as http:
+        statuses = [(await http.get("/api/v3/orders/none")).status_code for _ in range(8)]
+        rows = (await http.get("/_sim/per-second")).json()
+    assert statuses.count(429) == sum(row[2] for row in rows) >= 2
+    assert sum(row[1] for row in rows) == 8
+    assert (await sim.stats())["busiestSecond"] == max(row[1] for row in rows)

@@ -21,3 +21,5 @@ class EngageSimulatorHandle(Protocol):
     async def set_faults(self, faults: Faults) -> None: ...  # noqa: D102
     async def reset(self) -> None: ...  # noqa: D102
     async def fail_next_job(self, order_id: str, kind: str = "unprocessable") -> None: ...  # noqa: D102
+    async def set_api_keys(self, keys: tuple[str, ...]) -> None: ...  # noqa: D102
+    async def per_second(self) -> list[tuple[int, int, int]]: ...  # noqa: D102

@@ -184,6 +184,16 @@ class EngageSimulator:
         """Make the next write accepted for ``order_id`` fail with ``kind``."""
         self.state.fail_next_job(order_id, kind)
 
+    async def set_api_keys(self, keys: tuple[str, ...]) -> None:
+        """Accept exactly ``keys`` from now on (a key rotated, revoked or granted): 401 else."""
+        if not keys or not all(isinstance(k, str) and k for k in keys):
+            raise ValueError("api keys must be a non-empty list of non-empty strings")
+        self._keys = frozenset(keys)
+
+    async def per_second(self) -> list[tuple[int, int, int]]:
+        """``(second, requests, 429s)`` per second since the start (see ``EngageState``)."""
+        return self.state.per_second()
+
     # The API path.
     def _drop(self, request: web.Request, route: str) -> web.Response:
         transport = request.transport
@@ -288,6 +298,8 @@ class EngageSimulator:
         app.router.add_get("/_sim/faults", _get_faults)
         app.router.add_post("/_sim/faults", _set_faults)
         app.router.add_post("/_sim/fail-next", _fail_next)
+        app.router.add_post("/_sim/api-keys", _set_api_keys)
+        app.router.add_get("/_sim/per-second", _per_second)
         app.router.add_get("/_sim/orders/{orderId}", _peek_order)
 
 
@@ -348,6 +360,24 @@ async def _fail_next(request: web.Request) -> web.Response:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         return _json({"message": f"bad fail-next request: {exc}"}, 400)
     return _json({"orderId": order_id, "kind": kind})
+
+
+async def _set_api_keys(request: web.Request) -> web.Response:
+    """POST /_sim/api-keys {"apiKeys": [...]}: accept exactly these keys from now on."""
+    sim = request.app[_SIM_KEY]
+    try:
+        keys = orjson.loads(await request.read())["apiKeys"]
+        if not isinstance(keys, list):
+            raise TypeError("apiKeys must be a list")  # noqa: TRY301 - one 400 path
+        await sim.set_api_keys(tuple(keys))
+    except (ValueError, TypeError, KeyError) as exc:
+        return _json({"message": f"bad api-keys request: {exc}"}, 400)
+    return _json({"apiKeys": len(keys)})
+
+
+async def _per_second(request: web.Request) -> web.Response:
+    """GET /_sim/per-second: [[second, requests, 429s], ...] since the start."""
+    return _json(request.app[_SIM_KEY].state.per_second())
 
 
 async def _peek_order(request: web.Request) -> web.Response:

@@ -56,11 +56,10 @@ class EngageSimulatorProcess:
 
     async def _call(
         self, method: str, path: str, *, json: object = None, params: dict[str, int] | None = None
-    ) -> dict[str, Any]:
+    ) -> Any:  # noqa: ANN401 - the control route's JSON
         response = await self._client.request(method, path, json=json, params=params)
         response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        return response.json()
 
     async def journal(self, since: int = 0) -> list[dict[str, Any]]:
         """Every journal entry with ``seq > since``, oldest first (fetched page by page)."""
@@ -74,7 +73,17 @@ class EngageSimulatorProcess:
 
     async def stats(self) -> dict[str, Any]:
         """The simulator's counters."""
-        return await self._call("GET", "/_sim/stats")
+        result: dict[str, Any] = await self._call("GET", "/_sim/stats")
+        return result
+
+    async def per_second(self) -> list[tuple[int, int, int]]:
+        """``(second, requests, 429s)`` per second since the start."""
+        rows: list[list[int]] = await self._call("GET", "/_sim/per-second")
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def set_api_keys(self, keys: tuple[str, ...]) -> None:
+        """Accept exactly ``keys`` from now on."""
+        await self._call("POST", "/_sim/api-keys", json={"apiKeys": list(keys)})
 
     async def set_faults(self, faults: Faults) -> None:
         """Replace the injected faults; a non-zero outage starts now.

@@ -153,6 +153,9 @@ class EngageState:
         self._journal_dropped = 0
         self._buckets: dict[str, list[float]] = {}
         self._requests: Counter[tuple[str, int | str]] = Counter()
+        #: API requests answered, and 429s among them, per whole second since the start
+        self._per_second: Counter[int] = Counter()
+        self._throttled_per_second: Counter[int] = Counter()
         self._faults_injected: Counter[str] = Counter()
         self._jobs_done: Counter[str] = Counter()
         self._actions_accepted = 0
@@ -196,8 +199,19 @@ class EngageState:
         return max(0.0, self._outage_until - self._clock())
 
     def count_request(self, route: str, status: int | str) -> None:
-        """Count one API request by route and final status (or ``"dropped"``)."""
+        """Count one API request by route and final status (or ``"dropped"``), and per second."""
         self._requests[route, status] += 1
+        second = int(self._clock() - self.started_at)
+        self._per_second[second] += 1
+        if status == 429:
+            self._throttled_per_second[second] += 1
+
+    def per_second(self) -> list[tuple[int, int, int]]:
+        """``(second, requests, 429s)`` for every second since the start that saw a request."""
+        return [
+            (second, count, self._throttled_per_second[second])
+            for second, count in sorted(self._per_second.items())
+        ]
 
     def count_fault(self, kind: str) -> None:
         """Count one injected fault (``error``, ``latency``, ``drop``, ``outage``)."""
@@ -458,6 +472,7 @@ class EngageState:
             "uptimeSeconds": round(self._clock() - self.started_at, 3),
             "requests": requests,
             "requestsTotal": sum(self._requests.values()),
+            "busiestSecond": max(self._per_second.values(), default=0),
             "rateLimited": self._rate_limited,
             "faultsInjected": dict(self._faults_injected),
             "faults": self._faults.to_json(),
