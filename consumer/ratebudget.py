@@ -14,13 +14,22 @@ A burst of requests already in flight when Engage starts refusing all come back 
 halving once per answer would crash the rate to the floor for what is one signal. So after a
 decrease, further 429s within ``decrease_cooldown`` only extend the Retry-After block.
 
+The limit is per API key, and every replica of the service uses the same key: the settings
+are the whole group's budget, and each member spends its ``share`` of it (``set_share``, its
+part of the input partitions, recomputed at every assignment). Ceiling, burst, floor and the
+additive growth all scale with the share, so the members' budgets add up to the key's and the
+group together behaves like one process; a member without partitions spends nothing. AIMD runs
+per member on top: each member halves its own rate on the 429s it sees.
+
 The arithmetic (``try_acquire_nowait``, ``throttled``) is synchronous and reads an injected
 clock, so unit tests drive it with a fake clock; ``acquire`` is the async face for real use.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -31,6 +40,11 @@ if TYPE_CHECKING:
 
 
 _EPSILON: Final = 1e-9
+#: How far back ``saturation`` looks, in seconds.
+SATURATION_WINDOW: Final = 30
+#: The longest a waiter sleeps at once: a share that grows back (or a Retry-After that a newer,
+#: shorter answer would end) is noticed this soon.
+_MAX_NAP: Final = 0.5
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,12 +83,20 @@ class RateBudget:
         self._clock = clock
         self._sleep = sleep
         now = clock()
-        self._rate = self.settings.ceiling
-        self._tokens = self.settings.burst
+        self._share = 1.0
+        self._ceiling = self.settings.ceiling
+        self._burst = self.settings.burst
+        self._floor = self.settings.floor
+        self._slope = self.settings.increase_per_second
+        self._rate = self._ceiling
+        self._tokens = self._burst
         self._updated = now
         self._blocked_until = now
         self._last_decrease = now - self.settings.decrease_cooldown
         self._throttle_count = 0
+        self._spent = 0
+        #: (second, tokens taken in it) for the last SATURATION_WINDOW seconds
+        self._spent_per_second: deque[list[int]] = deque()
         # Waiters queue here (anyio locks are fair), so one sleeps for the next token at a time
         # instead of every waiter waking on every token. The lock never covers an HTTP call.
         self._waiters = anyio.Lock()
@@ -84,6 +106,67 @@ class RateBudget:
         """The refill rate now, in requests per second (a metric)."""
         self._advance(self._clock())
         return self._rate
+
+    @property
+    def share(self) -> float:
+        """This member's part of the key's budget, 0..1 (a metric)."""
+        return self._share
+
+    @property
+    def ceiling(self) -> float:
+        """This member's budget: its share of the key's, in requests per second (a metric)."""
+        return self._ceiling
+
+    @property
+    def spent(self) -> int:
+        """Tokens taken so far: requests this member sent or is about to send (a metric)."""
+        return self._spent
+
+    def set_share(self, share: float) -> None:
+        """Spend ``share`` (0..1) of the key's budget from now on; AIMD keeps its place in it.
+
+        The burst shrinks with the share (never below one request while the share is above
+        zero), so the members' bursts add up to one process's.
+        """
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"a share must be between 0 and 1, not {share}")
+        now = self._clock()
+        self._advance(now)
+        settings = self.settings
+        # Where AIMD stood between floor and ceiling, kept across the change of scale.
+        level = self._rate / self._ceiling if self._ceiling > 0 else 1.0
+        self._share = share
+        self._ceiling = settings.ceiling * share
+        self._burst = max(1.0, settings.burst * share) if share > 0 else 0.0
+        self._floor = min(settings.floor, self._ceiling)
+        self._slope = settings.increase_per_second * share
+        self._rate = max(self._floor, min(self._ceiling, level * self._ceiling))
+        self._tokens = min(self._tokens, self._burst)
+
+    def saturation(self) -> float:
+        """Requests spent over the last seconds as a part of what the budget allowed (0..1+).
+
+        Near 1 the budget binds: more replicas would add no throughput, only split it.
+        """
+        now = self._clock()
+        self._advance(now)
+        second = int(now)
+        spent = sum(n for s, n in self._spent_per_second if s > second - SATURATION_WINDOW)
+        allowed = self._rate * SATURATION_WINDOW
+        if allowed <= 0:
+            return 1.0 if spent else 0.0
+        return spent / allowed
+
+    def _count_spent(self, now: float) -> None:
+        self._spent += 1
+        second = int(now)
+        window = self._spent_per_second
+        if window and window[-1][0] == second:
+            window[-1][1] += 1
+        else:
+            window.append([second, 1])
+            while window[0][0] <= second - SATURATION_WINDOW:
+                window.popleft()
 
     @property
     def throttle_count(self) -> int:
@@ -101,7 +184,7 @@ class RateBudget:
         if now <= start:
             return
         elapsed = now - start
-        rate, ceiling, slope = self._rate, self.settings.ceiling, self.settings.increase_per_second
+        rate, ceiling, slope = self._rate, self._ceiling, self._slope
         # Tokens are the integral of a rate that rises linearly until it meets the ceiling.
         if slope > 0 and rate < ceiling:
             to_ceiling = (ceiling - rate) / slope
@@ -111,7 +194,7 @@ class RateBudget:
         else:
             gained = rate * elapsed
         self._rate = rate
-        self._tokens = min(self._tokens + gained, self.settings.burst)
+        self._tokens = min(self._tokens + gained, self._burst)
 
     def try_acquire_nowait(self) -> float:
         """Take one token if there is one and return 0, else return the seconds to wait."""
@@ -123,7 +206,10 @@ class RateBudget:
         # clock can land a hair short of a whole token, and a sleep of 1e-17 s never ends it.
         if self._tokens >= 1 - _EPSILON:
             self._tokens = max(self._tokens - 1, 0.0)
+            self._count_spent(now)
             return 0.0
+        if self._rate <= 0:
+            return math.inf  # no share: nothing to spend until an assignment brings one
         return (1 - self._tokens) / self._rate
 
     def take_nowait(self) -> bool:
@@ -138,7 +224,7 @@ class RateBudget:
             return
         async with self._waiters:
             while (wait := self.try_acquire_nowait()) > 0:
-                await self._sleep(wait)
+                await self._sleep(min(wait, _MAX_NAP))
 
     def throttled(self, retry_after: float | None = None) -> None:
         """Engage answered 429: cut the rate, drain the bucket, block for ``retry_after``."""
@@ -149,6 +235,6 @@ class RateBudget:
             self._blocked_until = max(self._blocked_until, now + retry_after)
             self._updated = max(self._updated, now)
         if now - self._last_decrease >= self.settings.decrease_cooldown:
-            self._rate = max(self._rate * self.settings.decrease_factor, self.settings.floor)
+            self._rate = max(self._rate * self.settings.decrease_factor, self._floor)
             self._last_decrease = now
         self._tokens = 0.0

@@ -1,6 +1,8 @@
-"""RateBudget: token bucket arithmetic, AIMD on 429, Retry-After blocking, per-key budgets."""
+"""RateBudget: token bucket arithmetic, AIMD on 429, Retry-After blocking, a member's share."""
 
 from __future__ import annotations
+
+import math
 
 import anyio
 import pytest
@@ -217,3 +219,85 @@ def test_settings_refuse_nonsense() -> None:
         RateBudgetSettings(burst=0.5)
     with pytest.raises(ValueError, match="decrease_factor"):
         RateBudgetSettings(decrease_factor=1.0)
+
+
+def test_a_share_scales_the_ceiling_and_the_burst() -> None:
+    """A member with a third of the partitions spends a third of the key's budget, burst too."""
+    clock = FakeClock()
+    budget = make_budget(clock, ceiling=60.0, burst=12.0)
+    budget.set_share(1 / 3)
+    assert [budget.ceiling, budget.rate, budget.share] == pytest.approx([20.0, 20.0, 1 / 3])
+    assert take_all(budget) == 4
+    clock.advance(1.0)
+    assert take_all(budget) == 4, "refills at 20/s, but holds no more than its burst"
+    taken = 0
+    for _ in range(100):
+        clock.advance(0.01)
+        taken += take_all(budget)
+    assert taken == 20
+
+
+def test_shares_that_add_up_to_one_spend_the_key_budget_together() -> None:
+    """Three members with 2, 2 and 2 of 6 partitions: each second, 60 in all, never more."""
+    clock = FakeClock()
+    members = [make_budget(clock, ceiling=60.0, burst=12.0) for _ in range(3)]
+    for member in members:
+        member.set_share(2 / 6)
+        take_all(member)
+    per_second = []
+    for _ in range(5):
+        spent = 0
+        for _ in range(100):
+            clock.advance(0.01)
+            spent += sum(take_all(member) for member in members)
+        per_second.append(spent)
+    assert per_second == [60] * 5
+
+
+def test_a_member_without_partitions_spends_nothing() -> None:
+    """Share 0: no token, however long it waits; a share again: tokens again."""
+    clock = FakeClock()
+    budget = make_budget(clock)
+    budget.set_share(0.0)
+    assert budget.try_acquire_nowait() > 0
+    clock.advance(3600)
+    assert take_all(budget) == 0
+    budget.set_share(0.5)
+    clock.advance(1.0)
+    assert take_all(budget) == 5
+
+
+def test_a_share_keeps_the_aimd_level() -> None:
+    """Halved by a 429, then given half the partitions: half of half the new ceiling."""
+    clock = FakeClock()
+    budget = make_budget(clock, ceiling=40.0, increase_per_second=0.0)
+    budget.throttled(None)
+    assert budget.rate == pytest.approx(20.0)
+    budget.set_share(0.5)
+    assert [budget.ceiling, budget.rate] == pytest.approx([20.0, 10.0])
+
+
+def test_a_share_outside_zero_to_one_is_refused() -> None:
+    """No member may spend more than the key's budget, nor less than nothing."""
+    budget = make_budget(FakeClock())
+    for share in (-0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match="share"):
+            budget.set_share(share)
+
+
+def test_saturation_is_spent_over_allowed_in_the_last_seconds() -> None:
+    """Spending the whole rate for 30 s is saturation 1; half of it, 0.5; idle, 0."""
+    clock = FakeClock()
+    budget = make_budget(clock, ceiling=10.0, burst=1.0, increase_per_second=0.0)
+    assert budget.saturation() == 0.0
+    for _ in range(300):
+        clock.advance(0.1)
+        take_all(budget)
+    assert budget.saturation() == pytest.approx(1.0, abs=0.05)
+    for _ in range(150):
+        clock.advance(0.2)
+        assert budget.try_acquire_nowait() == 0
+    assert budget.saturation() == pytest.approx(0.5, abs=0.05)
+    clock.advance(31)
+    assert budget.saturation() == 0.0
+    assert budget.spent == 300 + 150
