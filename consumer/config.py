@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
-_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_PROTOCOLS: Final[tuple[SecurityProtocol, ...]] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS: Final[tuple[SaslMechanism, ...]] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+_MISMATCH: Final[tuple[Literal["error", "warn"], ...]] = ("error", "warn")
 _Num = TypeVar("_Num", int, float)
+_Choice = TypeVar("_Choice", bound=str)
 
 
 class Secret:
@@ -79,6 +81,8 @@ class Settings:
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
     input_topics: tuple[str, ...]
+    #: input topics with different partition counts: refuse to start, or only warn
+    input_partitions_mismatch: Literal["error", "warn"] = "error"
     results_topic: str = "engage.order-outcomes"
     dead_letter_topic: str = "engage.order-events.dlq"
     # Engage
@@ -137,14 +141,20 @@ class _Reader:
             return ""
         return value
 
-    def choice(self, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    def choice(self, name: str, choices: tuple[_Choice, ...], default: _Choice) -> _Choice:
+        """One of ``choices`` (matched without regard to case), or ``default`` when unset."""
+        return self.optional_choice(name, choices) or default
+
+    def optional_choice(self, name: str, choices: tuple[_Choice, ...]) -> _Choice | None:
+        """One of ``choices`` (matched without regard to case), or None when unset or wrong."""
         value = self.raw(name)
         if value is None:
-            return default
-        if value.upper() not in choices:
-            self.problems.append(f"{name}={value!r} must be one of {', '.join(choices)}")
-            return default
-        return value.upper()
+            return None
+        for choice in choices:
+            if value.upper() == choice.upper():
+                return choice
+        self.problems.append(f"{name}={value!r} must be one of {', '.join(choices)}")
+        return None
 
     def number(
         self, name: str, kind: Callable[[str], _Num], default: _Num, *, minimum: _Num
@@ -228,13 +238,15 @@ class _Reader:
         return mapping
 
 
-def _kafka_security(r: _Reader) -> tuple[str | None, str | None, str | None, str | None]:
+def _kafka_security(
+    r: _Reader,
+) -> tuple[SecurityProtocol, SaslMechanism | None, str | None, str | None]:
     """Read the Kafka security settings and check that they fit together."""
     protocol = r.choice("KAFKA_SECURITY_PROTOCOL", _PROTOCOLS, "PLAINTEXT")
-    mechanism = r.choice("KAFKA_SASL_MECHANISM", _MECHANISMS, None)
+    mechanism = r.optional_choice("KAFKA_SASL_MECHANISM", _MECHANISMS)
     username = r.raw("KAFKA_SASL_USERNAME")
     password = r.raw("KAFKA_SASL_PASSWORD")
-    if protocol is not None and protocol.startswith("SASL"):
+    if protocol.startswith("SASL"):
         if mechanism is None:
             r.problems.append(f"KAFKA_SASL_MECHANISM is required with {protocol}")
         if not username or not password:
@@ -270,13 +282,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     r.check_topic("DEAD_LETTER_TOPIC", dead_letter_topic)
     if results_topic in input_topics or dead_letter_topic in input_topics:
         r.problems.append("RESULTS_TOPIC and DEAD_LETTER_TOPIC must not be input topics")
-    log_level = r.choice("LOG_LEVEL", _LOG_LEVELS, "INFO") or "INFO"
+    log_level = r.choice("LOG_LEVEL", _LOG_LEVELS, "INFO")
     settings = Settings(
         kafka_bootstrap_servers=bootstrap,
         kafka_group_id=r.raw("KAFKA_GROUP_ID") or "engage-consumer",
         kafka_client_id=r.raw("KAFKA_CLIENT_ID") or "engage-consumer",
-        kafka_security_protocol=protocol or "PLAINTEXT",  # type: ignore[arg-type]
-        kafka_sasl_mechanism=mechanism,  # type: ignore[arg-type]
+        kafka_security_protocol=protocol,
+        kafka_sasl_mechanism=mechanism,
         kafka_sasl_username=username,
         kafka_sasl_password=Secret(password) if password else None,
         kafka_ssl_cafile=r.raw("KAFKA_SSL_CAFILE"),
@@ -289,6 +301,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "KAFKA_HEARTBEAT_INTERVAL_MS", int, 3_000, minimum=100
         ),
         input_topics=input_topics,
+        input_partitions_mismatch=r.choice("INPUT_PARTITIONS_MISMATCH", _MISMATCH, "error"),
         results_topic=results_topic,
         dead_letter_topic=dead_letter_topic,
         engage_base_url=base_url.rstrip("/"),
@@ -307,9 +320,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         engage_read_every_tag=r.flag("ENGAGE_READ_EVERY_TAG", default=False),
         action_intents=r.flag("ACTION_INTENTS", default=True),
         engage_max_attempts=r.number("ENGAGE_MAX_ATTEMPTS", int, 100, minimum=1),
-        engage_http_transport=(
-            r.choice("ENGAGE_HTTP_TRANSPORT", ("AIOHTTP", "HTTPX"), "AIOHTTP") or "AIOHTTP"
-        ).lower(),
+        engage_http_transport=r.choice("ENGAGE_HTTP_TRANSPORT", ("aiohttp", "httpx"), "aiohttp"),
         job_deadline_seconds=r.number("JOB_DEADLINE_SECONDS", float, 120.0, minimum=0.1),
         event_deadline_seconds=r.number("EVENT_DEADLINE_SECONDS", float, 300.0, minimum=0.1),
         revision_wait_seconds=r.number("REVISION_WAIT_SECONDS", float, 30.0, minimum=0.0),

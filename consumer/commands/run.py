@@ -42,6 +42,13 @@ def run_from_args(_args: argparse.Namespace) -> int:
     try:
         anyio.run(serve, settings)
     except Exception as exc:  # the boundary: a Kafka failure ends the run with status 1
+        refused = _config_error_in(exc)
+        if refused is not None:
+            # What the cluster showed does not fit the settings (e.g. input topics with
+            # different partition counts): a setting to fix, as at start.
+            log.error("invalid settings", problems=refused.problems)  # noqa: TRY400
+            print(f"engage-consumer: {refused}", file=sys.stderr)  # noqa: T201
+            return 2
         error = kafka_error_in(exc)
         if error is None:
             raise
@@ -53,3 +60,14 @@ def run_from_args(_args: argparse.Namespace) -> int:
             log.error("kafka failed", error=repr(error))  # noqa: TRY400 - no traceback needed
         return 1
     return 0
+
+
+def _config_error_in(exc: BaseException) -> ConfigError | None:
+    """A ``ConfigError`` that ended the run, also from inside anyio's exception groups."""
+    if isinstance(exc, ConfigError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _config_error_in(inner)) is not None:
+                return found
+    return None

@@ -11,7 +11,15 @@ never the service, Kafka or the order book.
 
 from consumer.engage.classify import parse_retry_after
 from consumer.engage.client import EngageClient, open_engage_client
-from consumer.engage.seams import OpenGate, RequestGate, RequestObserver, StepRunner, run_once
+from consumer.engage.seams import (
+    BeforeSend,
+    OpenGate,
+    RequestGate,
+    RequestObserver,
+    SendGuard,
+    StepRunner,
+    run_once,
+)
 from consumer.engage.types import (
     ActionResult,
     CallKind,
@@ -27,6 +35,7 @@ from consumer.engage.wire import action_rejection_reason
 
 __all__ = [
     "ActionResult",
+    "BeforeSend",
     "CallKind",
     "EngageClient",
     "EngageClientSettings",
@@ -37,6 +46,7 @@ __all__ = [
     "OrderState",
     "RequestGate",
     "RequestObserver",
+    "SendGuard",
     "StepRunner",
     "WriteConfirmation",
     "WriteMethod",

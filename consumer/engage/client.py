@@ -44,7 +44,15 @@ from consumer.engage.classify import (
     status_error,
     transport_error,
 )
-from consumer.engage.seams import OpenGate, RequestGate, RequestObserver, StepRunner, run_once
+from consumer.engage.seams import (
+    BeforeSend,
+    OpenGate,
+    RequestGate,
+    RequestObserver,
+    SendGuard,
+    StepRunner,
+    run_once,
+)
 from consumer.engage.transport import make_transport
 from consumer.engage.types import (
     ActionResult,
@@ -158,7 +166,8 @@ class EngageClient:
         deadline: float | None = None,
         cut_at_deadline: bool = False,
         meter: Meter | None = None,
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        before_send: BeforeSend | None = None,
+        guard: SendGuard | None = None,
     ) -> httpx.Response:
         """Send one request through the gate; raise only for transport failures.
 
@@ -171,7 +180,7 @@ class EngageClient:
             # orjson encodes dicts natively; other mappings (frozen views) are copied once.
             content = orjson.dumps(body if isinstance(body, dict) else dict(body))
         timeout = self._timeout
-        async with self._gate.slot(kind, deadline=deadline, before_send=before_send):
+        async with self._gate.slot(kind, deadline=deadline, before_send=before_send, guard=guard):
             if cut_at_deadline and deadline is not None:
                 remaining = max(deadline - time.monotonic(), 0.001)
                 timeout = httpx.Timeout(
@@ -229,6 +238,7 @@ class EngageClient:
         exists: bool | None,
         deadline: float | None = None,
         meter: Meter | None = None,
+        guard: SendGuard | None = None,
     ) -> JobRef:
         """Create (POST) or replace (PUT) an order; return the job Engage started.
 
@@ -240,7 +250,9 @@ class EngageClient:
         while True:
             method: WriteMethod = "PUT" if use_put else "POST"
             path = engage_wire.order_path(order_id) if use_put else engage_wire.ORDERS_PATH
-            response = await self._send(method, path, body=body, deadline=deadline, meter=meter)
+            response = await self._send(
+                method, path, body=body, deadline=deadline, meter=meter, guard=guard
+            )
             status = response.status_code
             if not switched:
                 if use_put and status == 404:
@@ -262,11 +274,16 @@ class EngageClient:
             raise status_error(method, path, response)
 
     async def delete_order(
-        self, order_id: str, *, deadline: float | None = None, meter: Meter | None = None
+        self,
+        order_id: str,
+        *,
+        deadline: float | None = None,
+        meter: Meter | None = None,
+        guard: SendGuard | None = None,
     ) -> JobRef | None:
         """Delete an order; None when nothing is left to wait for (already absent, or done)."""
         path = engage_wire.order_path(order_id)
-        response = await self._send("DELETE", path, deadline=deadline, meter=meter)
+        response = await self._send("DELETE", path, deadline=deadline, meter=meter, guard=guard)
         status = response.status_code
         if status == 404:
             return None
@@ -282,6 +299,7 @@ class EngageClient:
         deadline: float,
         meter: Meter | None = None,
         wait: Callable[[float], Awaitable[None]] = anyio.sleep,
+        guard: SendGuard | None = None,
     ) -> JobResult:
         """Poll a job with growing, jittered gaps until it ends or ``deadline`` passes.
 
@@ -315,6 +333,7 @@ class EngageClient:
                     deadline=deadline,
                     cut_at_deadline=True,
                     meter=meter,
+                    guard=guard,
                 )
             except (EngageRetriable, EngageAmbiguous) as exc:
                 last_status, last_reason = exc.status, str(exc)
@@ -342,12 +361,22 @@ class EngageClient:
                 )
 
     async def get_order(
-        self, order_id: str, *, deadline: float | None = None, meter: Meter | None = None
+        self,
+        order_id: str,
+        *,
+        deadline: float | None = None,
+        meter: Meter | None = None,
+        guard: SendGuard | None = None,
     ) -> OrderState | None:
         """Read an order and its current versionTag; None when Engage does not have it."""
         path = engage_wire.order_path(order_id)
         response = await self._send(
-            "GET", path, deadline=deadline, cut_at_deadline=True, meter=meter
+            "GET",
+            path,
+            deadline=deadline,
+            cut_at_deadline=True,
+            meter=meter,
+            guard=guard,
         )
         if response.status_code == 404:
             return None
@@ -370,6 +399,7 @@ class EngageClient:
         meter: Meter | None = None,
         wait: Callable[[float], Awaitable[None]] = anyio.sleep,
         tag_wanted: Callable[[], bool] | None = None,
+        guard: SendGuard | None = None,
     ) -> WriteConfirmation:
         """Write an order, wait for its job, and read the versionTag that write produced.
 
@@ -380,6 +410,8 @@ class EngageClient:
         ``retry`` runs the write and the final GET, both safe to repeat as done here: after an
         ambiguous write the next attempt first asks Engage with a GET whether the order exists,
         because Engage says to check before repeating a POST whose outcome is unknown.
+        ``guard`` is asked before every request (write, polls, GETs); if it refuses, that
+        request and everything after it stays unsent (``SendRefused``).
         Raises the classified error of the write or the GET when ``retry`` gives up; a job that
         failed or did not finish by ``deadline`` is reported in the result, not raised.
         """
@@ -390,12 +422,17 @@ class EngageClient:
         async def write_step() -> JobRef:
             nonlocal known_exists, check_first
             if check_first:
-                state = await self.get_order(order_id, deadline=deadline, meter=meter)
+                state = await self.get_order(order_id, deadline=deadline, meter=meter, guard=guard)
                 known_exists, check_first = state is not None, False
             meter.attempts += 1
             try:
                 job = await self.write_order(
-                    order_id, body, exists=known_exists, deadline=deadline, meter=meter
+                    order_id,
+                    body,
+                    exists=known_exists,
+                    deadline=deadline,
+                    meter=meter,
+                    guard=guard,
                 )
             except EngageAmbiguous:
                 check_first = True
@@ -407,12 +444,16 @@ class EngageClient:
         poll_deadline = deadline
         if job_timeout is not None:
             poll_deadline = min(deadline, time.monotonic() + job_timeout)
-        result = await self.poll_job(job, deadline=poll_deadline, meter=meter, wait=wait)
+        result = await self.poll_job(
+            job, deadline=poll_deadline, meter=meter, wait=wait, guard=guard
+        )
         tag: str | None = None
         missing = False
         tag_read = result.state == "succeeded" and (tag_wanted is None or tag_wanted())
         if tag_read:
-            state = await retry(lambda: self.get_order(order_id, deadline=deadline, meter=meter))
+            state = await retry(
+                lambda: self.get_order(order_id, deadline=deadline, meter=meter, guard=guard)
+            )
             tag = state.version_tag if state is not None else None
             missing = state is None
         return WriteConfirmation(
@@ -438,7 +479,8 @@ class EngageClient:
         data: dict[str, Any] | None = None,
         deadline: float | None = None,
         meter: Meter | None = None,
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        before_send: BeforeSend | None = None,
+        guard: SendGuard | None = None,
     ) -> ActionResult:
         """Trigger an action with the tag of the order's latest processed write.
 
@@ -450,7 +492,13 @@ class EngageClient:
             action=action, version_tag=version_tag, language=language, data=data
         )
         response = await self._send(
-            "POST", path, body=payload, deadline=deadline, meter=meter, before_send=before_send
+            "POST",
+            path,
+            body=payload,
+            deadline=deadline,
+            meter=meter,
+            before_send=before_send,
+            guard=guard,
         )
         if 200 <= response.status_code < 300:
             return ActionResult(

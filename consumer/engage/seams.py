@@ -11,7 +11,7 @@ Imports nothing of the consumer outside this folder.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +20,27 @@ if TYPE_CHECKING:
     from consumer.engage.types import CallKind
 
 _T = TypeVar("_T")
+
+#: Runs just before a request goes out (its rate token spent, its place not yet taken); if it
+#: raises, the request is not sent. The service records an action's intent with it.
+BeforeSend: TypeAlias = "Callable[[], Awaitable[None]]"
+
+
+class SendGuard(Protocol):
+    """Asked before each request of an operation whether it may go (the service's fence).
+
+    ``ready`` answers at once, so the common case costs no checkpoint; when it says no, the
+    gate awaits ``wait``, which returns once the request may go or raises ``SendRefused``
+    (nothing is sent).
+    """
+
+    def ready(self) -> bool:
+        """Whether the request may go now."""
+        ...
+
+    async def wait(self) -> None:
+        """Return when the request may go; raise ``SendRefused`` when it never may."""
+        ...
 
 
 class RequestGate(Protocol):
@@ -30,13 +51,15 @@ class RequestGate(Protocol):
         kind: CallKind,
         *,
         deadline: float | None,
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        before_send: BeforeSend | None = None,
+        guard: SendGuard | None = None,
     ) -> AbstractAsyncContextManager[None]:
         """Spend one rate token and hold one in-flight place of ``kind``; give up at ``deadline``.
 
-        ``before_send`` runs once the token is spent and before the place is taken (so the
-        place is held only while the request is on the wire); if it raises, nothing is sent.
-        Raises ``EngageRetriable`` when the deadline passes before the request could be sent.
+        ``guard`` and then ``before_send`` run once the token is spent and before the place is
+        taken (so the place is held only while the request is on the wire); if either raises,
+        nothing is sent. Raises ``EngageRetriable`` when the deadline passes before the request
+        could be sent.
         """
         ...
 
@@ -54,9 +77,12 @@ class OpenGate:
         kind: CallKind,  # noqa: ARG002
         *,
         deadline: float | None,  # noqa: ARG002
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        before_send: BeforeSend | None = None,
+        guard: SendGuard | None = None,
     ) -> AsyncIterator[None]:
-        """Let the request through at once (after ``before_send``)."""
+        """Let the request through at once (after ``guard`` and ``before_send``)."""
+        if guard is not None and not guard.ready():
+            await guard.wait()
         if before_send is not None:
             await before_send()
         yield

@@ -22,7 +22,9 @@ from consumer.kafka.source import (
     GroupOffsets,
     committed_state,
     make_consumer,
+    partition_counts,
     subscribe,
+    watch_heartbeats,
 )
 
 __all__ = [
@@ -41,5 +43,7 @@ __all__ = [
     "kafka_error_in",
     "make_consumer",
     "make_producer",
+    "partition_counts",
     "subscribe",
+    "watch_heartbeats",
 ]

@@ -4,21 +4,31 @@ Manual commits only (``enable_auto_commit=False``): the offset tracker decides w
 commit. ``read_committed`` so that transactional producers upstream never show us aborted
 records. The rebalance listener forwards to the pipeline, which finishes or abandons the work of
 revoked partitions and commits before aiokafka lets the group move on.
+
+Partitions are assigned range-style (``RangePartitionAssignor``): with input topics of equal
+partition counts, partition p of every topic goes to the same member, so an order's events on
+several topics meet in one process (``minRevision`` gating across topics stays exact).
+``partition_counts`` lets the runner check that the counts are equal before it joins.
+``watch_heartbeats`` tells the service's fence each time the coordinator answers a heartbeat:
+aiokafka keeps that to itself, and it is what a member's claim on its partitions rests on.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from consumer.errors import CommitFailed
 from consumer.kafka.connection import KafkaConnection, connection_kwargs
 from consumer.offsets import decode_metadata
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
@@ -73,6 +83,10 @@ def make_consumer(settings: ConsumerSettings) -> AIOKafkaConsumer:
         group_instance_id=settings.group_instance_id,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        # Range first: co-partitioned topics land together. Round-robin (aiokafka's default,
+        # what earlier versions used) second, so a group mid-way through a rolling upgrade
+        # still agrees on a protocol.
+        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -110,6 +124,36 @@ class GroupOffsets:
             await self._consumer.commit(offsets)
         except KafkaError as exc:
             raise CommitFailed(repr(exc)) from exc
+
+
+async def partition_counts(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> dict[str, int]:
+    """How many partitions each topic has (0: the cluster does not know the topic)."""
+    await consumer.topics()  # one metadata round trip; partitions_for_topic reads its answer
+    return {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in topics}
+
+
+def watch_heartbeats(consumer: AIOKafkaConsumer, answered: Callable[[float], None]) -> None:
+    """Call ``answered(sent_at)`` whenever the group coordinator answers a heartbeat.
+
+    ``sent_at`` is ``time.monotonic()`` when the heartbeat was sent: the coordinator's session
+    timer restarted no earlier than that. Call after ``start()`` (aiokafka makes its
+    coordinator there). aiokafka has no public hook for this, so it wraps the coordinator's
+    heartbeat; ``RuntimeError`` if a new aiokafka moved it.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    beat: Callable[[], Awaitable[bool]] | None = getattr(coordinator, "_do_heartbeat", None)
+    if coordinator is None or beat is None:
+        raise RuntimeError("aiokafka's group coordinator has no _do_heartbeat to watch")
+
+    async def heartbeat() -> bool:
+        sent_at = time.monotonic()
+        # True also for "rebalance in progress": the coordinator still counts this member in.
+        ok = await beat()
+        if ok:
+            answered(sent_at)
+        return ok
+
+    coordinator._do_heartbeat = heartbeat  # noqa: SLF001
 
 
 async def committed_state(

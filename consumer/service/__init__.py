@@ -2,10 +2,13 @@
 
 ``runner`` wires Kafka, the order book and the dispatcher together and runs the loops;
 ``pipeline`` takes records in and carries out the book's effects; ``calls`` schedules Engage
-calls onto a bounded number of places; ``publisher`` writes outcomes and dead letters;
+calls onto a bounded number of places and ``call_runner`` carries each out; ``fence`` keeps
+requests of partitions this member may no longer own from going; ``publisher`` writes
+outcomes and dead letters;
 ``commits`` commits offsets and makes action intents durable; ``dispatch`` runs one Engage
 operation under the gate, the rate budget and retries; ``pending`` holds the values one event
-carries through; ``wiring`` derives each part's small settings from the one ``Settings``.
+carries through, ``seams`` the Protocols the parts meet at; ``wiring`` derives each part's
+small settings from the one ``Settings``.
 
 The one place that knows every other part; nothing outside imports from here but the commands.
 """

@@ -115,12 +115,20 @@ class CallScheduler(Generic[C]):
 
     # -- a write between two job polls ------------------------------------------------------
 
-    async def wait_between_polls(self, seconds: float) -> None:
-        """Sleep between two polls of a job without holding a place: nothing is sent meanwhile."""
+    async def wait_between_polls(self, seconds: float, *, until: anyio.Event | None = None) -> None:
+        """Sleep between two polls of a job without holding a place: nothing is sent meanwhile.
+
+        ``until`` ends the sleep early when set (the partition was revoked: the next poll
+        finds out at once that it may not go).
+        """
         self.places_taken -= 1
         self._pump()
         try:
-            await anyio.sleep(seconds)
+            if until is None:
+                await anyio.sleep(seconds)
+            else:
+                with anyio.move_on_after(seconds):
+                    await until.wait()
         finally:
             await self._take_place_back()
 

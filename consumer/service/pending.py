@@ -3,7 +3,7 @@
 ``Pending`` is one event in progress: its partition, deadline and the outcome fields as they are
 learned. ``OpRef`` is the token the order book carries for one of the event's operations (the
 book is generic over it, so the pipeline gets its own tokens back): which event it serves and
-what to send. ``Record`` is the part of a consumed Kafka record the service reads.
+what to send.
 
 Plain values: no I/O, and nothing of the consumer beyond the contract types they hold.
 """
@@ -11,10 +11,10 @@ Plain values: no I/O, and nothing of the consumer beyond the contract types they
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from datetime import datetime
     from typing import Any
 
@@ -22,17 +22,6 @@ if TYPE_CHECKING:
     from consumer.outcomes import Status
     from consumer.service.dispatch import DispatchResult
     from consumer.types import TP
-
-
-class Record(Protocol):
-    """The parts of a consumed Kafka record the pipeline reads (aiokafka's ConsumerRecord)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
 
 
 @dataclass(slots=True, eq=False)

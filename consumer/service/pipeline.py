@@ -2,10 +2,10 @@
 
 ``Pipeline.take`` decodes a record, turns the event into operations for the order book (the pure
 state machine) and carries out the book's effects: Engage calls go to the call scheduler
-(``consumer.service.calls``), which runs each as its own task under the dispatcher's bounds;
-every settled operation feeds its event's outcome; the publisher (``consumer.service.publisher``)
-writes it to the results topic and, once Kafka acknowledged it, the record's offset is finished
-in the offset tracker. Invalid records go to the dead-letter topic. Nothing here blocks on one
+(``service.calls``), which runs each as its own task (``service.call_runner``) under the
+dispatcher's bounds; every settled operation feeds its event's outcome; the publisher
+(``service.publisher``) writes it to the results topic and, once Kafka acknowledged it, the
+record's offset is finished in the offset tracker. Invalid records go to the dead-letter topic. Nothing here blocks on one
 order. ``abandon`` forgets the unfinished work of revoked partitions.
 
 The book is only touched from the event loop's thread and never across an ``await``, so it
@@ -19,19 +19,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from consumer.errors import InvalidEventError, SendRefused
+from consumer.errors import InvalidEventError
 from consumer.events import ActionRequest, Delete, Lifecycle, Upsert, decode_record
 from consumer.logs import get_logger
 from consumer.metrics import Metrics
 from consumer.orders import Action, FetchTag, SendAction, SendWrite, Settle, Write
+from consumer.service.call_runner import CallRunner
 from consumer.service.calls import CallScheduler
 from consumer.service.pending import OpRef, Pending
 from consumer.service.publisher import OutcomePublisher
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from anyio.abc import TaskGroup
 
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
     from consumer.kafka import RecordSink
     from consumer.offsets import OffsetTracker
     from consumer.orders import Call, Effect, OrderBook
-    from consumer.service.dispatch import DispatchResult
-    from consumer.service.pending import Record
+    from consumer.service.fence import Fence
+    from consumer.service.seams import EngageCalls, IntentLog, Record
     from consumer.types import TP
 
 log = get_logger("pipeline")
@@ -61,59 +62,6 @@ class PipelineSettings:
     read_every_tag: bool = False
 
 
-class EngageCalls(Protocol):
-    """The dispatcher's operations, as the pipeline uses them."""
-
-    async def write(
-        self,
-        order_id: str,
-        body: Mapping[str, Any],
-        *,
-        exists: bool | None,
-        deadline: float,
-        wait: Callable[[float], Awaitable[None]],
-        tag_wanted: Callable[[], bool] | None,
-    ) -> DispatchResult:
-        """Create or replace, wait for the job, learn the tag if ``tag_wanted`` says so."""
-        ...
-
-    async def delete(
-        self, order_id: str, *, deadline: float, wait: Callable[[float], Awaitable[None]]
-    ) -> DispatchResult:
-        """Delete, wait for the job (``wait`` sleeps between polls)."""
-        ...
-
-    async def action(
-        self,
-        order_id: str,
-        *,
-        action: str,
-        version_tag: str,
-        language: str | None,
-        data: dict[str, Any] | None,
-        deadline: float,
-        before_send: Callable[[], Awaitable[None]] | None = None,
-    ) -> DispatchResult:
-        """Post an action with a tag; ``before_send`` runs just before it goes out."""
-        ...
-
-    async def read_tag(self, order_id: str, *, deadline: float) -> DispatchResult:
-        """GET the order's current tag."""
-        ...
-
-
-class IntentLog(Protocol):
-    """Makes "this action is about to be sent" durable before it is (``service.commits``)."""
-
-    async def record(self, tp: TP, offset: int) -> bool:
-        """Return once the intent is durable; False if the partition is no longer ours."""
-        ...
-
-    def released(self) -> None:
-        """An offset with an intent finished: its intent can leave the metadata soon."""
-        ...
-
-
 class Pipeline:
     """Record in, outcome out; owns the in-memory view of every event in progress."""
 
@@ -127,10 +75,13 @@ class Pipeline:
         tracker: OffsetTracker,
         task_group: TaskGroup,
         intents: IntentLog | None = None,
+        fence: Fence | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        #: which partitions may still send (None: all, always; a lone pipeline in unit tests)
+        self.fence = fence
         self.metrics = metrics if metrics is not None else Metrics(process=False)
         self.book = book
         self.engage = engage
@@ -152,6 +103,18 @@ class Pipeline:
             partition_of=_partition_of,
             withdrawn=_abandoned,
             release=self._release,
+        )
+        self.calls = CallRunner(
+            book=book,
+            engage=engage,
+            scheduler=self.scheduler,
+            apply=self.apply,
+            release=self._release,
+            event_deadline=settings.event_deadline_seconds,
+            read_every_tag=settings.read_every_tag,
+            clock=clock,
+            intents=intents,
+            fence=fence,
         )
         self.publisher = OutcomePublisher(
             sink=sink,
@@ -309,6 +272,9 @@ class Pipeline:
             else:
                 self.scheduler.submit(effect)
 
+    async def _run_call(self, call: Call[OpRef]) -> None:
+        await self.calls.run(call)
+
     def _release(self, call: Call[OpRef]) -> None:
         """Tell the book a call of an abandoned event will not happen, so its order moves on.
 
@@ -325,131 +291,6 @@ class Pipeline:
             self.apply(
                 self.book.action_done(call.order_id, call.op.token, status="unknown", reason=None)
             )
-
-    def _call_deadline(self) -> float:
-        return self.clock() + self.settings.event_deadline_seconds
-
-    async def _run_call(self, call: Call[OpRef]) -> None:
-        if isinstance(call, SendWrite):
-            await self._run_write(call)
-        elif isinstance(call, SendAction):
-            await self._run_action(call)
-        else:
-            await self._run_fetch(call)
-
-    async def _run_write(self, call: SendWrite[OpRef]) -> None:
-        op = call.op
-        ref = op.token
-        deadline = self._call_deadline()
-        log.debug(
-            "sending write",
-            orderId=call.order_id,
-            eventId=ref.pending.event.id,
-            partition=ref.pending.tp[1],
-            offset=ref.pending.event.offset,
-            exists=call.exists,
-        )
-        wait = self.scheduler.wait_between_polls
-        if op.kind == "delete":
-            result = await self.engage.delete(call.order_id, deadline=deadline, wait=wait)
-        else:
-            assert ref.body is not None
-            tag_wanted = None
-            if not self.settings.read_every_tag:
-
-                def tag_wanted() -> bool:
-                    return self.book.tag_needed(call.order_id, op.token)
-
-            result = await self.engage.write(
-                call.order_id,
-                ref.body,
-                exists=call.exists,
-                deadline=deadline,
-                wait=wait,
-                tag_wanted=tag_wanted,
-            )
-        ref.result = result
-        if result.status == "accepted":
-            effects = self.book.write_done(
-                call.order_id, op.token, tag=result.version_tag, status="accepted", reason=None
-            )
-        else:
-            uncertain = result.tag_uncertain or result.status == "unknown"
-            effects = self.book.write_done(
-                call.order_id,
-                op.token,
-                tag=None,
-                status="unknown" if uncertain else result.status,
-                reason=result.reason,
-            )
-        self.apply(effects)
-
-    async def _run_action(self, call: SendAction[OpRef]) -> None:
-        op = call.op
-        ref = op.token
-        assert ref.action is not None
-        pending = ref.pending
-        intents = self.intents
-        log.debug(
-            "sending action",
-            orderId=call.order_id,
-            eventId=pending.event.id,
-            partition=pending.tp[1],
-            offset=pending.event.offset,
-            versionTag=call.tag,
-        )
-
-        async def record_intent() -> None:
-            # Just before the request goes out (its rate token spent, its in-flight place next):
-            # a crash after this point leaves an intent, and the next owner reports `unknown`
-            # rather than sending the action again.
-            if intents is not None and not await intents.record(pending.tp, pending.event.offset):
-                raise SendRefused("the partition was revoked before the action was sent")
-            pending.intended = True
-
-        try:
-            result = await self.engage.action(
-                call.order_id,
-                action=ref.action,
-                version_tag=call.tag,
-                language=ref.language,
-                data=dict(ref.data) if ref.data is not None else None,
-                deadline=self._call_deadline(),
-                before_send=record_intent,
-            )
-        except SendRefused:
-            # Nothing was sent and the partition is going to its next owner, who answers this
-            # event: it gets no outcome here (an outcome would commit an action never sent).
-            pending.abandoned = True
-            self.apply(
-                self.book.action_done(call.order_id, op.token, status="unknown", reason=None)
-            )
-            return
-        ref.result = result
-        stale = result.status == "rejected" and result.http_status == 404
-        self.apply(
-            self.book.action_done(
-                call.order_id,
-                op.token,
-                status=result.status,
-                reason=result.reason,
-                stale_tag=stale,
-            )
-        )
-
-    async def _run_fetch(self, call: FetchTag) -> None:
-        result = await self.engage.read_tag(call.order_id, deadline=self._call_deadline())
-        if result.status == "accepted":
-            effects = self.book.tag_learned(call.order_id, result.version_tag)
-        elif result.status == "rejected" and result.http_status == 404:
-            effects = self.book.tag_learned(call.order_id, None)
-        else:
-            effects = self.book.tag_learned(
-                call.order_id, None, error=f"tag_unavailable: {result.reason}"
-            )
-        self.apply(effects)
-
-    # -- outcomes -----------------------------------------------------------------------------
 
     def _settle(self, effect: Settle[OpRef]) -> None:
         ref = effect.token

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from consumer.kafka import RecordSink
     from consumer.metrics import Metrics
     from consumer.outcomes import Status
-    from consumer.service.pending import Pending, Record
+    from consumer.service.pending import Pending
+    from consumer.service.seams import Record
     from consumer.types import TP, Headers
 
 log = get_logger("publisher")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from consumer.errors import ConfigError
 from consumer.kafka import (
     GroupOffsets,
     KafkaSink,
@@ -27,7 +28,9 @@ from consumer.kafka import (
     committed_state,
     make_consumer,
     make_producer,
+    partition_counts,
     subscribe,
+    watch_heartbeats,
 )
 from consumer.logs import get_logger
 from consumer.metrics import Metrics
@@ -35,6 +38,7 @@ from consumer.offsets import OffsetTracker
 from consumer.orders import OrderBook
 from consumer.service.commits import Committer, IntentLog
 from consumer.service.dispatch import open_dispatcher
+from consumer.service.fence import Fence
 from consumer.service.pipeline import Pipeline
 from consumer.service.wiring import (
     consumer_settings,
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from consumer.config import Settings
+    from consumer.ratebudget import RateBudget
     from consumer.service.pending import OpRef
     from consumer.types import TP
 
@@ -75,6 +80,13 @@ class Service:
         self._pipeline: Pipeline | None = None
         self._committer: Committer | None = None
         self._intents: IntentLog | None = None
+        self._budget: RateBudget | None = None
+        #: input partitions of all input topics together (the denominator of the budget share)
+        self.input_partitions = 0
+        session = settings.kafka_session_timeout_ms / 1000
+        # The lease ends a fifth of the session (at least a second, at most half) before the
+        # coordinator could drop this member: time for the heartbeat's answer and then some.
+        self.fence = Fence(session_timeout=session, margin=min(max(1.0, session / 5), session / 2))
         #: monotonic time of the commit loop's latest iteration (liveness); None before it runs
         self.commit_loop_at: float | None = None
         #: the port the health server bound (HTTP_PORT, or the chosen one for 0)
@@ -104,8 +116,10 @@ class Service:
         """Track the new partitions and learn which offsets a previous owner already finished."""
         log.info("partitions assigned", partitions=sorted(assigned))
         self.assigned |= assigned
+        self.fence.grant(assigned)
         for tp in assigned:
             self.tracker.assign(tp)
+        self._spend_share()
         if self._consumer is None or self._pipeline is None or not assigned:
             return
         # Orders still busy at the revoke became idle since, with tags another owner may have
@@ -128,6 +142,8 @@ class Service:
     async def partitions_revoked(self, revoked: set[TP]) -> None:
         """Finish what is in flight for the revoked partitions (bounded), commit, forget them."""
         log.info("partitions revoked", partitions=sorted(revoked))
+        # First: nothing more goes out for them, and their writes asleep between polls wake up.
+        self.fence.revoke(revoked)
         self.assigned -= revoked
         self.metrics.forget(revoked)
         if self._intents is not None:
@@ -145,6 +161,49 @@ class Service:
             pipeline.abandon(revoked)
         for tp in revoked:
             self.tracker.revoke(tp)
+
+    def _spend_share(self) -> None:
+        """Spend the part of the key's budget that this member's part of the partitions is.
+
+        Recomputed at every assignment (not at revocation: calls of revoked partitions that are
+        still finishing need their tokens); no partitions, no share.
+        """
+        if self._budget is None:
+            return
+        total = self.input_partitions
+        share = min(1.0, len(self.assigned) / total) if total else float(bool(self.assigned))
+        self._budget.set_share(share)
+        log.info(
+            "budget share",
+            share=round(share, 4),
+            requests_per_second=round(self._budget.ceiling, 3),
+            key_budget=self.settings.engage_rate_limit,
+        )
+
+    async def _check_input_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """Input topics must have equal partition counts, or an order's events may part ways.
+
+        Range assignment puts partition p of every topic on one member; with unequal counts
+        some p exist in one topic only, and an order keyed to p there and to another partition
+        elsewhere is gated across two processes. ``INPUT_PARTITIONS_MISMATCH=warn`` runs anyway.
+        """
+        topics = self.settings.input_topics
+        counts = await partition_counts(consumer, topics)
+        known = {topic: n for topic, n in counts.items() if n}
+        for topic in sorted(set(counts) - set(known)):
+            log.warning("input topic not found (yet); its partitions are not counted", topic=topic)
+        self.input_partitions = sum(known.values())
+        if len(set(known.values())) <= 1:
+            return
+        described = ", ".join(f"{topic} has {n}" for topic, n in sorted(known.items()))
+        problem = (
+            f"INPUT_TOPICS have different partition counts ({described}): an order's events "
+            "on two topics could land on two replicas; give the topics one partition count"
+        )
+        if self.settings.input_partitions_mismatch == "warn":
+            log.warning("input topics differ in partitions", problem=problem, then="running anyway")
+            return
+        raise ConfigError([problem + ", or set INPUT_PARTITIONS_MISMATCH=warn"])
 
     # -- loops --------------------------------------------------------------------------------
 
@@ -242,6 +301,7 @@ class Service:
                 ) as dispatcher,
                 anyio.create_task_group() as work,
             ):
+                self._budget = dispatcher.budget
                 pipeline = Pipeline(
                     settings=pipeline_settings(settings),
                     book=self.book,
@@ -250,6 +310,7 @@ class Service:
                     tracker=self.tracker,
                     task_group=work,
                     intents=intents if settings.action_intents else None,
+                    fence=self.fence,
                     metrics=self.metrics,
                 )
                 self._pipeline = pipeline
@@ -263,8 +324,12 @@ class Service:
                 # In the work group, not the loops group: actions still running during the
                 # drain need their intents committed.
                 work.start_soon(intents.run)
-                subscribe(consumer, settings.input_topics, self)
+                # Started before it subscribes: the partition counts are checked before the
+                # consumer joins the group, and a refusal takes no partition from anyone.
                 await consumer.start()
+                watch_heartbeats(consumer, self.fence.renew)
+                await self._check_input_partitions(consumer)
+                subscribe(consumer, settings.input_topics, self)
                 log.info("started", topics=list(settings.input_topics))
                 if started is not None:
                     started()

@@ -7,6 +7,7 @@ def test_the_engage_client_surface() -> None:
         "consumer.engage",
         [
             "ActionResult",
+            "BeforeSend",
             "CallKind",
             "EngageClient",
             "EngageClientSettings",
@@ -17,6 +18,7 @@ def test_the_engage_client_surface() -> None:
             "OrderState",
             "RequestGate",
             "RequestObserver",
+            "SendGuard",
             "StepRunner",
             "WriteConfirmation",
             "WriteMethod",

@@ -21,6 +21,8 @@ def test_the_kafka_adapters_surface() -> None:
             "kafka_error_in",
             "make_consumer",
             "make_producer",
+            "partition_counts",
             "subscribe",
+            "watch_heartbeats",
         ],
     )

@@ -24,6 +24,7 @@ from consumer.service.wiring import pipeline_settings
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+    from consumer.engage import SendGuard
     from consumer.types import Headers
 
 TOPIC = "orders"
@@ -80,6 +81,7 @@ class JobsThatTakeThreeGaps:
         deadline: float,
         wait: Callable[[float], Awaitable[None]],
         tag_wanted: Callable[[], bool] | None,
+        guard: SendGuard | None = None,
     ) -> DispatchResult:
         self.started += 1
         self.log.append(f"start {order_id}")

@@ -1,0 +1,216 @@
+"""Carrying out one Engage call the order book asked for, and reporting its result back.
+
+A write (create or replace, or a delete) is sent, its job polled (sleeping between polls
+without holding a place), and its tag read only when an action waits for it; an action is sent
+with the tag the book gave it, its intent made durable just before; a tag read learns the
+order's current tag. Every request first asks the fence whether its partition may still send:
+a refused one ends the call, and its event is left to the partition's next owner.
+
+Knows the book, the dispatcher's operations (``EngageCalls``), the intent log and the fence;
+the pipeline hands it the calls and applies the effects it reports.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from consumer.errors import SendRefused
+from consumer.logs import get_logger
+from consumer.orders import SendAction, SendWrite
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from consumer.engage import SendGuard
+    from consumer.orders import Call, Effect, FetchTag, OrderBook
+    from consumer.service.calls import CallScheduler
+    from consumer.service.fence import Fence
+    from consumer.service.pending import OpRef
+    from consumer.service.seams import EngageCalls, IntentLog
+    from consumer.types import TP
+
+log = get_logger("pipeline")
+
+
+class CallRunner:
+    """Runs calls for the pipeline; ``apply`` carries out the effects each result brings.
+
+    ``release`` is how a call that may no longer go is ended in the book (its partition moved).
+    """
+
+    def __init__(
+        self,
+        *,
+        book: OrderBook[OpRef],
+        engage: EngageCalls,
+        scheduler: CallScheduler[Call[OpRef]],
+        apply: Callable[[Iterable[Effect[OpRef]]], None],
+        release: Callable[[Call[OpRef]], None],
+        event_deadline: float,
+        read_every_tag: bool,
+        clock: Callable[[], float],
+        intents: IntentLog | None = None,
+        fence: Fence | None = None,
+    ) -> None:
+        self._book = book
+        self._engage = engage
+        self._scheduler = scheduler
+        self._apply = apply
+        self._release = release
+        self._event_deadline = event_deadline
+        self._read_every_tag = read_every_tag
+        self._clock = clock
+        self._intents = intents
+        self._fence = fence
+
+    def _call_deadline(self) -> float:
+        return self._clock() + self._event_deadline
+
+    async def run(self, call: Call[OpRef]) -> None:
+        """Carry out ``call`` and report its result to the book (its effects are applied)."""
+        if isinstance(call, SendWrite):
+            await self._run_write(call)
+        elif isinstance(call, SendAction):
+            await self._run_action(call)
+        else:
+            await self._run_fetch(call)
+
+    def _guard(self, tp: TP) -> SendGuard | None:
+        return self._fence.guard(tp) if self._fence is not None else None
+
+    def _poll_waiter(self, tp: TP) -> Callable[[float], Awaitable[None]]:
+        """Sleeps between the polls of one job, woken early if ``tp`` is revoked."""
+        fence, scheduler = self._fence, self._scheduler
+
+        async def wait(seconds: float) -> None:
+            until = fence.lost(tp) if fence is not None else None
+            await scheduler.wait_between_polls(seconds, until=until)
+
+        return wait
+
+    async def _run_write(self, call: SendWrite[OpRef]) -> None:
+        op = call.op
+        ref = op.token
+        deadline = self._call_deadline()
+        tp = ref.pending.tp
+        log.debug(
+            "sending write",
+            orderId=call.order_id,
+            eventId=ref.pending.event.id,
+            partition=ref.pending.tp[1],
+            offset=ref.pending.event.offset,
+            exists=call.exists,
+        )
+        wait = self._poll_waiter(tp)
+        guard = self._guard(tp)
+        try:
+            if op.kind == "delete":
+                result = await self._engage.delete(
+                    call.order_id, deadline=deadline, wait=wait, guard=guard
+                )
+            else:
+                assert ref.body is not None
+                tag_wanted = None
+                if not self._read_every_tag:
+
+                    def tag_wanted() -> bool:
+                        return self._book.tag_needed(call.order_id, op.token)
+
+                result = await self._engage.write(
+                    call.order_id,
+                    ref.body,
+                    exists=call.exists,
+                    deadline=deadline,
+                    wait=wait,
+                    tag_wanted=tag_wanted,
+                    guard=guard,
+                )
+        except SendRefused:
+            # The partition went to another member mid-write (between the write and a poll,
+            # or before a retry): nothing more goes out, and its new owner redoes the event.
+            ref.pending.abandoned = True
+            self._release(call)
+            return
+        ref.result = result
+        if result.status == "accepted":
+            effects = self._book.write_done(
+                call.order_id, op.token, tag=result.version_tag, status="accepted", reason=None
+            )
+        else:
+            uncertain = result.tag_uncertain or result.status == "unknown"
+            effects = self._book.write_done(
+                call.order_id,
+                op.token,
+                tag=None,
+                status="unknown" if uncertain else result.status,
+                reason=result.reason,
+            )
+        self._apply(effects)
+
+    async def _run_action(self, call: SendAction[OpRef]) -> None:
+        op = call.op
+        ref = op.token
+        assert ref.action is not None
+        pending = ref.pending
+        intents = self._intents
+        log.debug(
+            "sending action",
+            orderId=call.order_id,
+            eventId=pending.event.id,
+            partition=pending.tp[1],
+            offset=pending.event.offset,
+            versionTag=call.tag,
+        )
+
+        async def record_intent() -> None:
+            # Just before the request goes out (its rate token spent, its in-flight place next):
+            # a crash after this point leaves an intent, and the next owner reports `unknown`
+            # rather than sending the action again.
+            if intents is not None and not await intents.record(pending.tp, pending.event.offset):
+                raise SendRefused("the partition was revoked before the action was sent")
+            pending.intended = True
+
+        try:
+            result = await self._engage.action(
+                call.order_id,
+                action=ref.action,
+                version_tag=call.tag,
+                language=ref.language,
+                data=dict(ref.data) if ref.data is not None else None,
+                deadline=self._call_deadline(),
+                before_send=record_intent,
+                guard=self._guard(pending.tp),
+            )
+        except SendRefused:
+            # Nothing was sent and the partition is going to its next owner, who answers this
+            # event: it gets no outcome here (an outcome would commit an action never sent).
+            pending.abandoned = True
+            self._apply(
+                self._book.action_done(call.order_id, op.token, status="unknown", reason=None)
+            )
+            return
+        ref.result = result
+        stale = result.status == "rejected" and result.http_status == 404
+        self._apply(
+            self._book.action_done(
+                call.order_id,
+                op.token,
+                status=result.status,
+                reason=result.reason,
+                stale_tag=stale,
+            )
+        )
+
+    async def _run_fetch(self, call: FetchTag) -> None:
+        result = await self._engage.read_tag(call.order_id, deadline=self._call_deadline())
+        if result.status == "accepted":
+            effects = self._book.tag_learned(call.order_id, result.version_tag)
+        elif result.status == "rejected" and result.http_status == 404:
+            effects = self._book.tag_learned(call.order_id, None)
+        else:
+            effects = self._book.tag_learned(
+                call.order_id, None, error=f"tag_unavailable: {result.reason}"
+            )
+        self._apply(effects)
+
+    # -- outcomes -----------------------------------------------------------------------------
