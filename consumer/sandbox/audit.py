@@ -11,6 +11,11 @@ The simulator journals every accepted write (with a digest of its body), every p
   in its order's stream (its own snapshot for a lifecycle event), or for a ``minRevision``
   action a write with at least that revision?
 - did each order's actions reach Engage in stream order?
+
+With ``strict`` a ``minRevision`` action must also go exactly as one process sends it when its
+revision is already reached in its own stream: with the tag of the latest write before it,
+before the next write. ``lateness`` says how long each action reached Engage after the write
+it depends on was processed (a replica that parked it would show up there).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class AuditReport:
     stale_skipped: set[str] = field(default_factory=set)
     #: actions that went out with a newer write's tag because theirs was stale on a replay
     superseded: int = 0
+    #: per action: seconds from its write's job being processed to the action being accepted
+    lateness: list[float] = field(default_factory=list)
 
     @property
     def correct(self) -> bool:
@@ -83,6 +90,8 @@ class _Expect:
     """Stream position of that write: actions on one write may reach Engage in any order
     (they run concurrently on one tag), actions on different writes must not."""
     min_revision: int | None
+    stream_write: str | None
+    """The body digest of the latest write before it in its stream, whatever its gating."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,6 +138,7 @@ def _expectations(events: Sequence[GeneratedEvent]) -> tuple[dict[str, _Expect],
             else digest_and_position[0],
             write_position=-1 if digest_and_position is None else digest_and_position[1],
             min_revision=gated,
+            stream_write=None if digest_and_position is None else digest_and_position[0],
         )
     return expects, writes
 
@@ -138,14 +148,34 @@ def audit(
     events: Sequence[GeneratedEvent],
     journal: Iterable[Mapping[str, Any]],
     outcomes: Iterable[Mapping[str, Any]],
+    strict: bool = False,
 ) -> AuditReport:
     """Compare a run's journal and outcomes with its input; see the module docstring."""
     report = AuditReport(events=len(events))
     expects, writes = _expectations(events)
-
+    if strict:
+        expects = {key: _strictly(expect, writes) for key, expect in expects.items()}
     _audit_outcomes(report, events, outcomes)
     _audit_journal(report, expects, writes, journal)
     return report
+
+
+def _strictly(expect: _Expect, writes: Mapping[str, _Write]) -> _Expect:
+    """A gated action whose revision its own stream already reached depends on that write."""
+    if expect.min_revision is None or expect.stream_write is None:
+        return expect
+    write = writes.get(expect.stream_write)
+    if write is None or write.revision < expect.min_revision:
+        return expect
+    return _Expect(
+        event_id=expect.event_id,
+        order_id=expect.order_id,
+        position=expect.position,
+        depends_on=expect.stream_write,
+        write_position=expect.write_position,
+        min_revision=None,
+        stream_write=expect.stream_write,
+    )
 
 
 def _audit_outcomes(
@@ -173,6 +203,7 @@ def _audit_journal(
 ) -> None:
     write_digest: dict[str, str] = {}  # jobId -> body digest
     tag_digest: dict[tuple[str, str], str] = {}  # (orderId, versionTag) -> body digest
+    processed_at: dict[str, float] = {}  # body digest -> when its job was processed
     sent: Counter[str] = Counter()
     last_position: dict[str, tuple[int, str]] = {}
     for entry in journal:
@@ -184,6 +215,7 @@ def _audit_journal(
             digest = write_digest.get(str(entry.get("jobId")))
             if digest is not None:
                 tag_digest[(order_id, str(entry["versionTag"]))] = digest
+                processed_at.setdefault(digest, float(entry.get("t") or 0.0))
         elif kind == "action":
             report.actions_accepted += 1
             _check_action(
@@ -194,6 +226,7 @@ def _audit_journal(
                 tag_digest=tag_digest,
                 sent=sent,
                 last_position=last_position,
+                processed_at=processed_at,
             )
     duplicated = [event_id for event_id, n in sent.items() if n > 1]
     report.duplicated_event_ids = duplicated
@@ -209,6 +242,7 @@ def _check_action(
     tag_digest: Mapping[tuple[str, str], str],
     sent: Counter[str],
     last_position: dict[str, tuple[int, str]],
+    processed_at: Mapping[str, float],
 ) -> None:
     order_id = str(entry.get("orderId"))
     data = entry.get("data") or {}
@@ -221,6 +255,9 @@ def _check_action(
     if sent[expect.event_id] > 1:
         return
     used = tag_digest.get((order_id, str(entry.get("versionTag"))))
+    depends_on = expect.depends_on if expect.depends_on is not None else used
+    if depends_on is not None and depends_on in processed_at:
+        report.lateness.append(float(entry.get("t") or 0.0) - processed_at[depends_on])
     if expect.min_revision is None:
         if used != expect.depends_on:
             _wrong_or_superseded(report, expect, writes, used)

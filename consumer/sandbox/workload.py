@@ -190,6 +190,11 @@ def lifecycle_stream(
     queues = [
         order_lifecycle(factory, f"{order_prefix}-{seed}-{n:06d}", rng) for n in range(n_orders)
     ]
+    return _interleave(queues, rng)
+
+
+def _interleave(queues: list[list[GeneratedEvent]], rng: random.Random) -> list[GeneratedEvent]:
+    """The queues' events interleaved at random, each queue's own order kept."""
     out: list[GeneratedEvent] = []
     active = [q for q in queues if q]
     cursor = [0] * len(active)
@@ -203,3 +208,49 @@ def lifecycle_stream(
             live[pick] = live[-1]
             live.pop()
     return out
+
+
+def gated_lifecycle(
+    factory: EventFactory, order_id: str, rng: random.Random
+) -> list[GeneratedEvent]:
+    """One order whose actions are gated on revisions, with a write right behind each of them.
+
+    ``order.upserted`` (revision r, sometimes a burst that coalesces), ``order.action``
+    ConfirmOrder with ``minRevision`` r, then the next write at once (r + 1), a shipment (a
+    composite: snapshot and ConfirmShipment), sometimes a gated custom action and a delivery.
+    An action gated on r must go with the tag of r's write, before r + 1's write replaces it:
+    the order a replica that takes the partition over mid-stream must keep.
+    """
+    events: list[GeneratedEvent] = []
+    revision = 1
+    events.append(factory.upserted(order_id, revision, status="Created"))
+    for _ in range(rng.choice((0, 0, 1))):
+        revision += 1
+        events.append(factory.upserted(order_id, revision, status="Created"))
+    events.append(factory.action(order_id, "ConfirmOrder", min_revision=revision))
+    revision += 1
+    events.append(factory.upserted(order_id, revision, status="Paid"))
+    revision += 1
+    events.append(
+        factory.lifecycle("shipped", order_id, revision=revision, snapshot_status="Shipped")
+    )
+    if rng.random() < 0.3:
+        events.append(factory.action(order_id, "ReviewReminder", min_revision=revision))
+    if rng.random() < 0.5:
+        revision += 1
+        events.append(
+            factory.lifecycle("delivered", order_id, revision=revision, snapshot_status="Delivered")
+        )
+    return events
+
+
+def gated_stream(
+    n_orders: int, *, seed: int = 1, prefix: str = "gev", order_prefix: str = "GRD"
+) -> list[GeneratedEvent]:
+    """N orders' ``gated_lifecycle`` interleaved at random; each order's events stay in order."""
+    rng = random.Random(seed)
+    factory = EventFactory(prefix=prefix, rng=rng)
+    queues = [
+        gated_lifecycle(factory, f"{order_prefix}-{seed}-{n:06d}", rng) for n in range(n_orders)
+    ]
+    return _interleave(queues, rng)
