@@ -1,8 +1,9 @@
 """The per-order state machine: which write or action of each order goes to Engage next, and how.
 
 Pure: no I/O, no asyncio, no wall clock; imports nothing of the consumer outside this folder.
-``book`` is the machine (its docstring holds the transition table), ``ops`` the values it
-trades in (ops in, effects out, the states), ``entries`` what it remembers per order.
+``book`` keeps the orders and is what callers use, ``machine`` applies the rules (its
+docstring holds the transition table), ``ops`` the values they trade in (ops in, effects out,
+the states, ``Knowledge``), ``entries`` what is remembered per order.
 """
 
 from consumer.orders.book import OrderBook
@@ -11,6 +12,7 @@ from consumer.orders.ops import (
     Call,
     Effect,
     FetchTag,
+    Knowledge,
     Op,
     OrderSnapshot,
     ResultStatus,
@@ -27,6 +29,7 @@ __all__ = [
     "Call",
     "Effect",
     "FetchTag",
+    "Knowledge",
     "Op",
     "OrderBook",
     "OrderSnapshot",

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeAlias
 
-from consumer.orders.ops import Action, State, T, Write
+from consumer.orders.ops import Action, Knowledge, State, T, Write
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -96,6 +96,18 @@ class Order(Generic[T]):
         self.deleted = deleted
         self.failed_revision = failed_revision
 
+    def knowledge(self) -> Knowledge:
+        """What this record knows about the order in Engage, as a value."""
+        return Knowledge(
+            state=self.state,
+            tag=self.tag,
+            revision=self.revision,
+            floor=self.floor,
+            exists=self.exists,
+            deleted=self.deleted,
+            failed_revision=self.failed_revision,
+        )
+
     def is_idle(self) -> bool:
         """Nothing queued, parked or in flight (a GET in flight counts)."""
         return (
@@ -107,21 +119,9 @@ class Order(Generic[T]):
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Dormant:
-    """An idle order in a state the bare tag or the (tag, revision) pair cannot express."""
-
-    state: State
-    tag: str | None
-    revision: int | None
-    floor: int | None
-    exists: bool | None
-    deleted: bool
-    failed_revision: int | None
-
-
 #: What an idle order is kept as (see the module docstring); None: nothing worth keeping.
-Idle: TypeAlias = str | tuple[str, int] | Dormant | None
+#: ``Knowledge`` serves the idle states the bare tag or the (tag, revision) pair cannot express.
+Idle: TypeAlias = str | tuple[str, int] | Knowledge | None
 
 
 def compact(order: Order[T]) -> Idle:
@@ -134,15 +134,7 @@ def compact(order: Order[T]) -> Idle:
             return (tag, order.revision)
     if order.state is State.UNKNOWN and order.floor is None and order.exists is None:
         return None
-    return Dormant(
-        state=order.state,
-        tag=tag,
-        revision=order.revision,
-        floor=order.floor,
-        exists=order.exists,
-        deleted=order.deleted,
-        failed_revision=order.failed_revision,
-    )
+    return order.knowledge()
 
 
 def expand(value: Idle) -> Order[T]:
@@ -157,7 +149,7 @@ def expand(value: Idle) -> Order[T]:
         order.become(State.CONFIRMED, exists=True, tag=tag, revision=revision)
         order.floor = revision
     else:
-        assert isinstance(value, Dormant)
+        assert isinstance(value, Knowledge)
         order.become(
             value.state,
             exists=value.exists,

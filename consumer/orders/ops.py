@@ -113,6 +113,25 @@ Call: TypeAlias = SendWrite[T] | SendAction[T] | FetchTag
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Knowledge:
+    """What the book knows of one order in Engage, without anything queued or in flight.
+
+    The state (``confirmed``, ``unknown``, ``absent``, ``failed``), the tag and the revision
+    of the write behind it, the floor (the highest revision ever confirmed), whether Engage has
+    the order, whether our own delete made it absent, and the revision of a failed write.
+    It is what an idle order is kept as, and what another replica restores (``restore``).
+    """
+
+    state: State
+    tag: str | None
+    revision: int | None
+    floor: int | None
+    exists: bool | None
+    deleted: bool = False
+    failed_revision: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class OrderSnapshot(Generic[T]):
     """What the book knows about one order, for inspection and tests (tokens, not ops)."""
 

@@ -11,6 +11,7 @@ from consumer.orders import (
     Action,
     Effect,
     FetchTag,
+    Knowledge,
     OrderBook,
     SendAction,
     SendWrite,
@@ -581,3 +582,88 @@ def test_idle_orders_cost_under_400_bytes_each() -> None:
     assert (book.tracked(), book.busy()) == (IDLE_ORDERS, 0)
     print(f"idle order: {per_order:.0f} bytes")
     assert per_order < 400
+
+
+# -- knowledge another replica takes over ---------------------------------------------------
+
+
+def recording_book() -> tuple[OrderBook[str], Clock]:
+    clock = Clock()
+    book: OrderBook[str] = OrderBook(
+        max_tracked=100, clock=clock, revision_wait=30.0, record_changes=True
+    )
+    return book, clock
+
+
+def test_a_settled_write_leaves_its_knowledge_before_the_next_write_starts() -> None:
+    """Confirmed(T1, 3) is what w1 left, even though w2 is already on its way."""
+    book, _ = recording_book()
+    book.submit(ORDER, write("w1", 3))
+    book.submit(ORDER, action("a1"))
+    book.submit(ORDER, write("w2", 4))
+    accepted(book, "w1", "T1")
+    book.action_done(ORDER, "a1", status="accepted", reason=None)
+    assert book.snapshot(ORDER).writing == "w2"
+    assert book.take_changes() == {
+        ORDER: Knowledge(state=State.CONFIRMED, tag="T1", revision=3, floor=3, exists=True)
+    }
+    assert book.take_changes() == {}
+
+
+def test_a_failed_write_is_knowledge_too() -> None:
+    """Actions behind a failed write fail; a new owner must know the write failed."""
+    book, _ = recording_book()
+    book.submit(ORDER, write("w1", 2))
+    book.write_done(ORDER, "w1", tag=None, status="failed", reason="job_failed")
+    assert book.take_changes() == {
+        ORDER: Knowledge(
+            state=State.FAILED, tag=None, revision=None, floor=None, exists=None, failed_revision=2
+        )
+    }
+
+
+def test_no_changes_are_kept_unless_asked_for() -> None:
+    """A book made without record_changes keeps nothing for take_changes."""
+    book, _ = make_book()
+    book.submit(ORDER, write("w1", 1))
+    accepted(book, "w1", "T1")
+    assert book.take_changes() == {}
+
+
+def test_a_restored_order_sends_its_gated_action_at_once_with_the_restored_tag() -> None:
+    """The new owner knows revision 3 and tag T1: an action gated on 3 goes, before w2, no GET."""
+    book, _ = make_book()
+    known = Knowledge(state=State.CONFIRMED, tag="T1", revision=3, floor=3, exists=True)
+    assert book.restore(ORDER, known) is True
+    effects = book.submit(ORDER, action("a1", min_revision=3))
+    effects += book.submit(ORDER, write("w2", 4))
+    assert effects == [send_action(action("a1", min_revision=3), "T1")]
+    assert book.snapshot(ORDER).tracked
+
+
+def test_without_the_knowledge_the_same_action_waits_for_a_tag() -> None:
+    """Knowing nothing, the gated action parks and the order asks for its tag."""
+    book, _ = make_book()
+    effects = book.submit(ORDER, action("a1", min_revision=3))
+    assert effects == [FetchTag(order_id=ORDER)]
+
+
+def test_a_busy_order_is_not_overwritten_by_a_restore() -> None:
+    """What the book is doing with an order is newer than anything another replica knew."""
+    book, _ = make_book()
+    book.submit(ORDER, write("w1", 5))
+    stale = Knowledge(state=State.CONFIRMED, tag="OLD", revision=2, floor=2, exists=True)
+    assert book.restore(ORDER, stale) is False
+    accepted(book, "w1", "T5")
+    assert (book.snapshot(ORDER).tag, book.snapshot(ORDER).floor) == ("T5", 5)
+
+
+def test_restored_orders_stay_within_max_tracked() -> None:
+    """Restoring more orders than the book may track keeps the most recently restored."""
+    book, _ = make_book(max_tracked=2)
+    for n in range(3):
+        known = Knowledge(
+            state=State.CONFIRMED, tag=f"T{n}", revision=None, floor=None, exists=True
+        )
+        book.restore(f"o{n}", known)
+    assert (book.tracked(), "o0" in book, "o2" in book) == (2, False, True)

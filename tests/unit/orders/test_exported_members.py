@@ -10,6 +10,7 @@ def test_the_order_book_surface() -> None:
             "Call",
             "Effect",
             "FetchTag",
+            "Knowledge",
             "Op",
             "OrderBook",
             "OrderSnapshot",
