@@ -85,6 +85,8 @@ class Settings:
     input_partitions_mismatch: Literal["error", "warn"] = "error"
     results_topic: str = "engage.order-outcomes"
     dead_letter_topic: str = "engage.order-events.dlq"
+    #: compacted topic of what the group knows per order; None: keep none (re-learn by GET)
+    state_topic: str | None = "engage.order-state"
     # Engage
     engage_base_url: str
     engage_api_key: Secret
@@ -260,6 +262,25 @@ def _kafka_security(
     return protocol, mechanism, username, password
 
 
+def _output_topics(r: _Reader, input_topics: tuple[str, ...]) -> tuple[str, str, str | None]:
+    """RESULTS_TOPIC, DEAD_LETTER_TOPIC and STATE_TOPIC (empty: none), none an input topic."""
+    results_topic = r.raw("RESULTS_TOPIC") or "engage.order-outcomes"
+    dead_letter_topic = r.raw("DEAD_LETTER_TOPIC") or "engage.order-events.dlq"
+    r.check_topic("RESULTS_TOPIC", results_topic)
+    r.check_topic("DEAD_LETTER_TOPIC", dead_letter_topic)
+    if results_topic in input_topics or dead_letter_topic in input_topics:
+        r.problems.append("RESULTS_TOPIC and DEAD_LETTER_TOPIC must not be input topics")
+    # Set but empty turns the state topic off (the one variable where empty means something).
+    state_topic = r.environ.get("STATE_TOPIC", "engage.order-state").strip() or None
+    if state_topic is not None:
+        r.check_topic("STATE_TOPIC", state_topic)
+        if state_topic in {*input_topics, results_topic, dead_letter_topic}:
+            r.problems.append(
+                "STATE_TOPIC must be a topic of its own (not an input, results or dead-letter one)"
+            )
+    return results_topic, dead_letter_topic, state_topic
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting; raise ``ConfigError`` listing all problems at once."""
     r = _Reader(os.environ if environ is None else environ)
@@ -276,12 +297,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             r.problems.append(f"ENGAGE_BASE_URL={base_url!r} must be an http(s) URL")
     api_key = r.required("ENGAGE_API_KEY", "the API key of the Engage connection")
     input_topics = r.topics("INPUT_TOPICS")
-    results_topic = r.raw("RESULTS_TOPIC") or "engage.order-outcomes"
-    dead_letter_topic = r.raw("DEAD_LETTER_TOPIC") or "engage.order-events.dlq"
-    r.check_topic("RESULTS_TOPIC", results_topic)
-    r.check_topic("DEAD_LETTER_TOPIC", dead_letter_topic)
-    if results_topic in input_topics or dead_letter_topic in input_topics:
-        r.problems.append("RESULTS_TOPIC and DEAD_LETTER_TOPIC must not be input topics")
+    results_topic, dead_letter_topic, state_topic = _output_topics(r, input_topics)
     log_level = r.choice("LOG_LEVEL", _LOG_LEVELS, "INFO")
     settings = Settings(
         kafka_bootstrap_servers=bootstrap,
@@ -304,6 +320,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         input_partitions_mismatch=r.choice("INPUT_PARTITIONS_MISMATCH", _MISMATCH, "error"),
         results_topic=results_topic,
         dead_letter_topic=dead_letter_topic,
+        state_topic=state_topic,
         engage_base_url=base_url.rstrip("/"),
         engage_api_key=Secret(api_key),
         engage_user_agent=r.raw("ENGAGE_USER_AGENT") or f"engage-consumer/{__version__}",

@@ -168,6 +168,7 @@ class EngageClient:
         meter: Meter | None = None,
         before_send: BeforeSend | None = None,
         guard: SendGuard | None = None,
+        finishing: bool = False,
     ) -> httpx.Response:
         """Send one request through the gate; raise only for transport failures.
 
@@ -180,7 +181,10 @@ class EngageClient:
             # orjson encodes dicts natively; other mappings (frozen views) are copied once.
             content = orjson.dumps(body if isinstance(body, dict) else dict(body))
         timeout = self._timeout
-        async with self._gate.slot(kind, deadline=deadline, before_send=before_send, guard=guard):
+        gate = self._gate
+        async with gate.slot(
+            kind, deadline=deadline, before_send=before_send, guard=guard, finishing=finishing
+        ):
             if cut_at_deadline and deadline is not None:
                 remaining = max(deadline - time.monotonic(), 0.001)
                 timeout = httpx.Timeout(
@@ -334,6 +338,7 @@ class EngageClient:
                     cut_at_deadline=True,
                     meter=meter,
                     guard=guard,
+                    finishing=True,
                 )
             except (EngageRetriable, EngageAmbiguous) as exc:
                 last_status, last_reason = exc.status, str(exc)
@@ -377,6 +382,7 @@ class EngageClient:
             cut_at_deadline=True,
             meter=meter,
             guard=guard,
+            finishing=True,
         )
         if response.status_code == 404:
             return None
@@ -499,6 +505,7 @@ class EngageClient:
             meter=meter,
             before_send=before_send,
             guard=guard,
+            finishing=True,
         )
         if 200 <= response.status_code < 300:
             return ActionResult(

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from contextlib import AbstractAsyncContextManager
 
+    import anyio
+
     from consumer.engage.types import CallKind
 
 _T = TypeVar("_T")
@@ -34,12 +36,16 @@ class SendGuard(Protocol):
     (nothing is sent).
     """
 
-    def ready(self) -> bool:
-        """Whether the request may go now."""
+    def ready(self, *, finishing: bool) -> bool:
+        """Whether the request may go now (``finishing``: it completes work under way)."""
         ...
 
-    async def wait(self) -> None:
+    async def wait(self, *, finishing: bool) -> None:
         """Return when the request may go; raise ``SendRefused`` when it never may."""
+        ...
+
+    def lost(self, *, finishing: bool) -> anyio.Event | None:
+        """Set once the request never may go: waiting for anything else (a rate token) ends."""
         ...
 
 
@@ -53,13 +59,15 @@ class RequestGate(Protocol):
         deadline: float | None,
         before_send: BeforeSend | None = None,
         guard: SendGuard | None = None,
+        finishing: bool = False,
     ) -> AbstractAsyncContextManager[None]:
         """Spend one rate token and hold one in-flight place of ``kind``; give up at ``deadline``.
 
         ``guard`` and then ``before_send`` run once the token is spent and before the place is
         taken (so the place is held only while the request is on the wire); if either raises,
-        nothing is sent. Raises ``EngageRetriable`` when the deadline passes before the request
-        could be sent.
+        nothing is sent. ``finishing``: the request completes work under way (a job poll, a
+        tag read, an action) and may go ahead of new writes. Raises ``EngageRetriable`` when
+        the deadline passes before the request could be sent.
         """
         ...
 
@@ -79,10 +87,11 @@ class OpenGate:
         deadline: float | None,  # noqa: ARG002
         before_send: BeforeSend | None = None,
         guard: SendGuard | None = None,
+        finishing: bool = False,
     ) -> AsyncIterator[None]:
         """Let the request through at once (after ``guard`` and ``before_send``)."""
-        if guard is not None and not guard.ready():
-            await guard.wait()
+        if guard is not None and not guard.ready(finishing=finishing):
+            await guard.wait(finishing=finishing)
         if before_send is not None:
             await before_send()
         yield

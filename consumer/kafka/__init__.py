@@ -2,12 +2,14 @@
 
 ``connection`` builds the shared connection arguments and explains a failed start; ``source`` is
 the group consumer with its rebalance hooks and what a previous owner committed; ``sink``
-publishes outcome and dead-letter records (plainly or in transactions).
+publishes outcome and dead-letter records (plainly or in transactions); ``changelog`` creates
+and reads back the compacted state topic.
 
 Imports nothing of the consumer outside this folder but ``errors``, ``config``, ``types`` and
 ``offsets``; never the service, the Engage client or the order book.
 """
 
+from consumer.kafka.changelog import ChangelogRecord, ensure_changelog, read_changelog
 from consumer.kafka.connection import (
     KafkaConnection,
     connection_kwargs,
@@ -21,14 +23,18 @@ from consumer.kafka.source import (
     ConsumerSettings,
     GroupOffsets,
     committed_state,
+    group_generation,
     make_consumer,
     partition_counts,
+    pause,
+    resume,
     subscribe,
     watch_heartbeats,
 )
 
 __all__ = [
     "AssignmentHandler",
+    "ChangelogRecord",
     "ConsumerSettings",
     "GroupOffsets",
     "KafkaConnection",
@@ -39,11 +45,16 @@ __all__ = [
     "committed_state",
     "connection_kwargs",
     "describe_connection_error",
+    "ensure_changelog",
     "explain_connection_failure",
+    "group_generation",
     "kafka_error_in",
     "make_consumer",
     "make_producer",
     "partition_counts",
+    "pause",
+    "read_changelog",
+    "resume",
     "subscribe",
     "watch_heartbeats",
 ]

@@ -41,11 +41,13 @@ class RecordSink(Protocol):
         value: bytes | None,
         headers: Headers,
         finishes: tuple[TP, int] | None = None,
+        partition: int | None = None,
     ) -> None:
         """Write one record and return when it is acknowledged (or committed).
 
         ``finishes`` names the consumed offset this record is the last word on; a transactional
-        sink commits that offset in the same transaction.
+        sink commits that offset in the same transaction. ``partition`` places the record
+        (None: by its key).
         """
         ...
 
@@ -64,9 +66,12 @@ class KafkaSink:
         value: bytes | None,
         headers: Headers,
         finishes: tuple[TP, int] | None = None,  # noqa: ARG002 - offsets commit separately
+        partition: int | None = None,
     ) -> None:
         """Send and wait for the broker's acknowledgement."""
-        await self.producer.send_and_wait(topic, value=value, key=key, headers=headers)
+        await self.producer.send_and_wait(
+            topic, value=value, key=key, headers=headers, partition=partition
+        )
 
 
 @dataclass(kw_only=True, slots=True, eq=False)
@@ -78,6 +83,7 @@ class Staged:
     value: bytes | None
     headers: Headers
     finishes: tuple[TP, int] | None
+    partition: int | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
     failed: bool = False
 
@@ -103,6 +109,7 @@ class TransactionalSink:
         value: bytes | None,
         headers: Headers,
         finishes: tuple[TP, int] | None = None,
+        partition: int | None = None,
     ) -> None:
         """Stage the record and wait until a transaction carrying it committed.
 
@@ -115,7 +122,14 @@ class TransactionalSink:
         size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
         if size > self.max_record_bytes:
             raise MessageSizeTooLargeError(f"{size} bytes is above {self.max_record_bytes}")
-        staged = Staged(topic=topic, key=key, value=value, headers=headers, finishes=finishes)
+        staged = Staged(
+            topic=topic,
+            key=key,
+            value=value,
+            headers=headers,
+            finishes=finishes,
+            partition=partition,
+        )
         self._staged.append(staged)
         self._wake()
         await staged.done.wait()
@@ -145,7 +159,9 @@ class TransactionalSink:
         try:
             await producer.begin_transaction()
             futures = [
-                await producer.send(s.topic, value=s.value, key=s.key, headers=s.headers)
+                await producer.send(
+                    s.topic, value=s.value, key=s.key, headers=s.headers, partition=s.partition
+                )
                 for s in batch
             ]
             committed = {

@@ -28,7 +28,7 @@ from consumer.kafka.connection import KafkaConnection, connection_kwargs
 from consumer.offsets import decode_metadata
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
 
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
@@ -126,10 +126,31 @@ class GroupOffsets:
             raise CommitFailed(repr(exc)) from exc
 
 
+def pause(consumer: AIOKafkaConsumer, tps: Iterable[TP]) -> None:
+    """Fetch nothing more of ``tps`` (records already fetched are dropped, not consumed)."""
+    from aiokafka.structs import TopicPartition  # noqa: PLC0415
+
+    consumer.pause(*(TopicPartition(topic, partition) for topic, partition in tps))
+
+
+def resume(consumer: AIOKafkaConsumer, tps: Iterable[TP]) -> None:
+    """Fetch ``tps`` again from where their consumption stood."""
+    from aiokafka.structs import TopicPartition  # noqa: PLC0415
+
+    consumer.resume(*(TopicPartition(topic, partition) for topic, partition in tps))
+
+
+def group_generation(consumer: AIOKafkaConsumer) -> int:
+    """The consumer group generation this member is in now (-1 before it joined)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return int(getattr(coordinator, "generation", -1))
+
+
 async def partition_counts(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> dict[str, int]:
     """How many partitions each topic has (0: the cluster does not know the topic)."""
-    await consumer.topics()  # one metadata round trip; partitions_for_topic reads its answer
-    return {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in topics}
+    # The consumer's own cluster view knows only topics it already asked about: ask afresh.
+    cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public form
+    return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in topics}
 
 
 def watch_heartbeats(consumer: AIOKafkaConsumer, answered: Callable[[float], None]) -> None:

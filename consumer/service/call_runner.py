@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from consumer.service.fence import Fence
     from consumer.service.pending import OpRef
     from consumer.service.seams import EngageCalls, IntentLog
+    from consumer.service.state_store import StateStore
     from consumer.types import TP
 
 log = get_logger("pipeline")
@@ -35,7 +36,9 @@ log = get_logger("pipeline")
 class CallRunner:
     """Runs calls for the pipeline; ``apply`` carries out the effects each result brings.
 
-    ``release`` is how a call that may no longer go is ended in the book (its partition moved).
+    ``refused`` is told of a call the fence stopped (its partition was revoked): it is not
+    reported to the book here, where the book's reaction (an ``unknown`` write fails the actions
+    queued behind it) would settle events of the lost partition with outcomes of their own.
     """
 
     def __init__(
@@ -45,23 +48,25 @@ class CallRunner:
         engage: EngageCalls,
         scheduler: CallScheduler[Call[OpRef]],
         apply: Callable[[Iterable[Effect[OpRef]]], None],
-        release: Callable[[Call[OpRef]], None],
+        refused: Callable[[Call[OpRef]], None],
         event_deadline: float,
         read_every_tag: bool,
         clock: Callable[[], float],
         intents: IntentLog | None = None,
         fence: Fence | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self._book = book
         self._engage = engage
         self._scheduler = scheduler
         self._apply = apply
-        self._release = release
+        self._refused = refused
         self._event_deadline = event_deadline
         self._read_every_tag = read_every_tag
         self._clock = clock
         self._intents = intents
         self._fence = fence
+        self._state = state
 
     def _call_deadline(self) -> float:
         return self._clock() + self._event_deadline
@@ -128,8 +133,7 @@ class CallRunner:
         except SendRefused:
             # The partition went to another member mid-write (between the write and a poll,
             # or before a retry): nothing more goes out, and its new owner redoes the event.
-            ref.pending.abandoned = True
-            self._release(call)
+            self._refused(call)
             return
         ref.result = result
         if result.status == "accepted":
@@ -144,6 +148,13 @@ class CallRunner:
                 tag=None,
                 status="unknown" if uncertain else result.status,
                 reason=result.reason,
+            )
+        if self._state is not None:
+            # Published before the event's outcome: once its offset is committed, a new owner
+            # of the partition finds what this write left.
+            ref.pending.remembered.extend(
+                (order_id, self._state.record(knowledge))
+                for order_id, knowledge in self._book.take_changes().items()
             )
         self._apply(effects)
 
@@ -184,10 +195,7 @@ class CallRunner:
         except SendRefused:
             # Nothing was sent and the partition is going to its next owner, who answers this
             # event: it gets no outcome here (an outcome would commit an action never sent).
-            pending.abandoned = True
-            self._apply(
-                self._book.action_done(call.order_id, op.token, status="unknown", reason=None)
-            )
+            self._refused(call)
             return
         ref.result = result
         stale = result.status == "rejected" and result.http_status == 404

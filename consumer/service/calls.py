@@ -11,9 +11,11 @@ the gate under a rate budget shrunk by 429s until their deadlines passed. A writ
 its job gives its place back between polls (``wait_between_polls``) and is served first when it
 wants one again; holding it through the job capped writes at ~60/s with 1.5 s jobs.
 
-Holding: while partitions are being revoked (or the service drains), calls of those partitions
-that have not started stay here (``hold``); a call that never started cannot have reached
-Engage, so holding it back is always safe. Running calls go on.
+Holding: while partitions are being revoked, calls of those partitions that have not started
+stay here (``hold``); a call that never started cannot have reached Engage, so holding it back
+is always safe. Running calls go on. A drain holds only calls that would start new work
+(``hold_new_work``): an action whose write is confirmed still goes, so its event is finished
+here instead of being written again by the next owner.
 
 Knows nothing of Kafka, Engage or the book: the pipeline hands in how to run a call, which
 partition it serves and whether it is still wanted. Imports nothing of the consumer but types.
@@ -54,6 +56,7 @@ class CallScheduler(Generic[C]):
         partition_of: Callable[[C], TP | None],
         withdrawn: Callable[[C], bool],
         release: Callable[[C], None],
+        finishes: Callable[[C], bool] = lambda _call: False,
     ) -> None:
         if places < 1:
             raise ValueError(f"places must be at least 1, not {places}")
@@ -63,6 +66,7 @@ class CallScheduler(Generic[C]):
         self._partition_of = partition_of
         self._withdrawn = withdrawn
         self._release = release
+        self._finishes = finishes
         #: calls waiting for a place, in the order they became ready
         self.queued: deque[C] = deque()
         #: writes done sleeping between job polls, waiting for a place back (served first)
@@ -75,6 +79,10 @@ class CallScheduler(Generic[C]):
         self.held_calls: list[C] = []
         self.held_partitions: set[TP] = set()
         self.all_held = False
+        #: draining: only calls that finish work under way start (``finishes``)
+        self.only_finishing = False
+        #: partitions being revoked: only their calls that finish work under way start
+        self.closing_partitions: set[TP] = set()
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -153,7 +161,10 @@ class CallScheduler(Generic[C]):
         if self.all_held:
             return True
         tp = self._partition_of(call)
-        return tp is not None and tp in self.held_partitions
+        if tp is not None and tp in self.held_partitions:
+            return True
+        closing = self.only_finishing or (tp is not None and tp in self.closing_partitions)
+        return closing and not self._finishes(call)
 
     def hold(self, tps: set[TP] | None = None) -> None:
         """Start no new call (for ``tps``, or for every partition when None); running ones go on."""
@@ -161,6 +172,20 @@ class CallScheduler(Generic[C]):
             self.all_held = True
         else:
             self.held_partitions |= tps
+        self._sort_queued()
+
+    def hold_new_work(self, tps: set[TP] | None = None) -> None:
+        """Start only calls that finish work under way (``finishes``), for ``tps`` or for all.
+
+        The rule of a drain, and of partitions being revoked.
+        """
+        if tps is None:
+            self.only_finishing = True
+        else:
+            self.closing_partitions |= tps
+        self._sort_queued()
+
+    def _sort_queued(self) -> None:
         queued, self.queued = self.queued, deque()
         for call in queued:
             (self.held_calls if self._is_held(call) else self.queued).append(call)
@@ -171,6 +196,7 @@ class CallScheduler(Generic[C]):
         The caller releases them: their partitions are another member's now.
         """
         self.held_partitions -= tps
+        self.closing_partitions -= tps
         taken: list[C] = []
         held, self.held_calls = self.held_calls, []
         for call in held:

@@ -114,6 +114,10 @@ class Committer:
         return True
 
     def _committed(self, positions: Positions) -> None:
+        log.debug(
+            "committed",
+            positions={f"{t}-{p}": [o, m] for (t, p), (o, m) in sorted(positions.items())},
+        )
         self._tracker.mark_committed(positions)
         self._metrics.offsets_committed(positions)
         self.commits += 1

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from consumer.engage import Meter, action_rejection_reason, open_engage_client
-from consumer.errors import EngageAmbiguous, EngageError, EngageRejected, EngageRetriable
+from consumer.errors import (
+    EngageAmbiguous,
+    EngageError,
+    EngageRejected,
+    EngageRetriable,
+    SendRefused,
+)
 from consumer.metrics import CountingRetrier
 from consumer.ratebudget import RateBudget, RateBudgetSettings
 from consumer.retry import Retrier, RetryPolicy
@@ -124,6 +130,7 @@ class CallGate:
         deadline: float | None,
         before_send: BeforeSend | None = None,
         guard: SendGuard | None = None,
+        finishing: bool = False,
     ) -> AsyncIterator[None]:
         """Spend one rate token and hold a place of ``kind``; give up when ``deadline`` passes.
 
@@ -143,10 +150,18 @@ class CallGate:
         # without a cancel scope or a checkpoint: at 1,500 requests/s those were a tenth of
         # the consumer's CPU.
         token = self.budget.take_nowait()
-        quick = token and before_send is None and (guard is None or guard.ready())
+        quick = (
+            token and before_send is None and (guard is None or guard.ready(finishing=finishing))
+        )
         if not (quick and _take_place_nowait(limiter, borrower)):
             await self._wait_for_place(
-                limiter, borrower, token=token, deadline=deadline, guard=guard, before=before_send
+                limiter,
+                borrower,
+                token=token,
+                deadline=deadline,
+                guard=guard,
+                before=before_send,
+                finishing=finishing,
             )
         try:
             yield
@@ -162,6 +177,7 @@ class CallGate:
         deadline: float | None,
         guard: SendGuard | None,
         before: BeforeSend | None,
+        finishing: bool,
     ) -> None:
         """The slow path of ``slot``: token, guard, ``before``, place, all within the deadline."""
         acquired = False
@@ -169,9 +185,9 @@ class CallGate:
         try:
             with anyio.move_on_after(timeout):
                 if not token:
-                    await self.budget.acquire()
-                if guard is not None and not guard.ready():
-                    await guard.wait()
+                    await self._token(guard, finishing=finishing)
+                if guard is not None and not guard.ready(finishing=finishing):
+                    await guard.wait(finishing=finishing)
                 if before is not None:
                     await before()
                 if not _take_place_nowait(limiter, borrower):
@@ -183,6 +199,28 @@ class CallGate:
             raise
         if not acquired:
             raise EngageRetriable("deadline passed before the request could be sent")
+
+    async def _token(self, guard: SendGuard | None, *, finishing: bool) -> None:
+        """Wait for a rate token; a guard that loses its partition meanwhile ends the wait.
+
+        Under a binding budget a call may queue for its token for seconds; one of a revoked
+        partition must not hold the rebalance that long for a request it will never send.
+        """
+        lost = guard.lost(finishing=finishing) if guard is not None else None
+        if lost is None:
+            await self.budget.acquire(finishing=finishing)
+            return
+        async with anyio.create_task_group() as race:
+
+            async def give_up_when_lost() -> None:
+                await lost.wait()
+                race.cancel_scope.cancel()
+
+            race.start_soon(give_up_when_lost)
+            await self.budget.acquire(finishing=finishing)
+            race.cancel_scope.cancel()
+        if lost.is_set():
+            raise SendRefused("the partition was revoked while the request waited for the budget")
 
     def throttled(self, retry_after: float | None) -> None:
         """Engage answered 429: tell the budget."""

@@ -48,6 +48,8 @@ class Pending:
     abandoned: bool = False
     #: the intent of its action was recorded (commit soon once it finished)
     intended: bool = False
+    #: state-topic records (orderId, value) its writes left; published before its outcome
+    remembered: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)

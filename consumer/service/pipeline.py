@@ -5,8 +5,9 @@ state machine) and carries out the book's effects: Engage calls go to the call s
 (``service.calls``), which runs each as its own task (``service.call_runner``) under the
 dispatcher's bounds; every settled operation feeds its event's outcome; the publisher
 (``service.publisher``) writes it to the results topic and, once Kafka acknowledged it, the
-record's offset is finished in the offset tracker. Invalid records go to the dead-letter topic. Nothing here blocks on one
-order. ``abandon`` forgets the unfinished work of revoked partitions.
+record's offset is finished in the offset tracker. Invalid records go to the dead-letter
+topic. Nothing here blocks on one order. ``abandon`` forgets the unfinished work of revoked
+partitions.
 
 The book is only touched from the event loop's thread and never across an ``await``, so it
 needs no lock.
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from consumer.orders import Call, Effect, OrderBook
     from consumer.service.fence import Fence
     from consumer.service.seams import EngageCalls, IntentLog, Record
+    from consumer.service.state_store import StateStore
     from consumer.types import TP
 
 log = get_logger("pipeline")
@@ -76,6 +78,7 @@ class Pipeline:
         task_group: TaskGroup,
         intents: IntentLog | None = None,
         fence: Fence | None = None,
+        state: StateStore | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
     ) -> None:
@@ -96,6 +99,8 @@ class Pipeline:
         self.skip: dict[TP, set[int]] = {}
         #: offsets whose action a previous owner may have sent before it stopped unexpectedly
         self.interrupted: dict[TP, set[int]] = {}
+        #: calls the fence stopped mid-way (their partition revoked); ended in ``abandon``
+        self._refused: list[Call[OpRef]] = []
         self.scheduler: CallScheduler[Call[OpRef]] = CallScheduler(
             places=settings.call_places,
             task_group=task_group,
@@ -103,23 +108,27 @@ class Pipeline:
             partition_of=_partition_of,
             withdrawn=_abandoned,
             release=self._release,
+            # A write starts new work; an action or a tag read completes what a write began.
+            finishes=lambda call: not isinstance(call, SendWrite),
         )
         self.calls = CallRunner(
             book=book,
             engage=engage,
             scheduler=self.scheduler,
             apply=self.apply,
-            release=self._release,
+            refused=self._call_refused,
             event_deadline=settings.event_deadline_seconds,
             read_every_tag=settings.read_every_tag,
             clock=clock,
             intents=intents,
             fence=fence,
+            state=state,
         )
         self.publisher = OutcomePublisher(
             sink=sink,
             results_topic=settings.results_topic,
             dead_letter_topic=settings.dead_letter_topic,
+            state_topic=state.topic if state is not None else None,
             task_group=task_group,
             metrics=self.metrics,
             counts=self.counts,
@@ -275,6 +284,19 @@ class Pipeline:
     async def _run_call(self, call: Call[OpRef]) -> None:
         await self.calls.run(call)
 
+    def _call_refused(self, call: Call[OpRef]) -> None:
+        """The fence stopped a call mid-way: end it once its events are abandoned, not before.
+
+        Until ``abandon`` runs for its partition, the book's reaction to it (an ``unknown``
+        write fails the actions behind it) would settle events of the lost partition with
+        outcomes of their own; after, it ends at once (a call refused late, after a
+        revocation that gave up waiting for it).
+        """
+        if _abandoned(call):
+            self._release(call)
+        else:
+            self._refused.append(call)
+
     def _release(self, call: Call[OpRef]) -> None:
         """Tell the book a call of an abandoned event will not happen, so its order moves on.
 
@@ -348,6 +370,13 @@ class Pipeline:
         """
         self.scheduler.hold(tps)
 
+    def hold_new_work(self, tps: set[TP] | None = None) -> None:
+        """Start no new write (for ``tps``, or for all); work under way may finish.
+
+        Actions and tag reads still go: the rule of a drain, and of partitions being revoked.
+        """
+        self.scheduler.hold_new_work(tps)
+
     def calls_running(self, tps: Iterable[TP] | None = None) -> int:
         """Engage calls running now (on ``tps``, or everywhere)."""
         return self.scheduler.running(tps)
@@ -387,7 +416,12 @@ class Pipeline:
             kept[order_id] = [
                 op for op in self.book.drop(order_id) if not op.token.pending.abandoned
             ]
-        for call in self.scheduler.withdraw(tps):
+        # The calls not started, and those the fence stopped mid-way, end in doubt now that
+        # every event of these partitions is abandoned: whatever the book settles because of
+        # them is no outcome of this member's.
+        refused = [call for call in self._refused if _partition_of(call) in tps]
+        self._refused = [call for call in self._refused if _partition_of(call) not in tps]
+        for call in [*self.scheduler.withdraw(tps), *refused]:
             self._release(call)
         # Another consumer may write any order of these partitions next: remembered tags of
         # idle orders could go stale unseen, so every idle order is re-learned on next use.

@@ -63,6 +63,7 @@ class OutcomePublisher:
         sink: RecordSink,
         results_topic: str,
         dead_letter_topic: str,
+        state_topic: str | None = None,
         task_group: TaskGroup,
         metrics: Metrics,
         counts: Counter[str],
@@ -72,6 +73,7 @@ class OutcomePublisher:
         self._sink = sink
         self._results_topic = results_topic
         self._dead_letter_topic = dead_letter_topic
+        self._state_topic = state_topic
         self._tasks = task_group
         self._metrics = metrics
         self._counts = counts
@@ -135,6 +137,16 @@ class OutcomePublisher:
             status=status,
             reason=pending.reason,
         )
+        if self._state_topic is not None:
+            for order_id, value in pending.remembered:
+                # On the event's partition number: its new owner restores exactly that one.
+                await self._publish(
+                    self._state_topic,
+                    key=order_id.encode(),
+                    value=value,
+                    headers=[],
+                    partition=pending.tp[1],
+                )
         await self._publish(
             self._results_topic,
             key=event.order_id.encode(),
@@ -209,6 +221,7 @@ class OutcomePublisher:
         headers: Headers,
         finishes: tuple[TP, int] | None = None,
         reduced: Callable[[], RecordParts | None] | None = None,
+        partition: int | None = None,
     ) -> None:
         """Publish until Kafka acknowledges: an outcome is never dropped, only delayed.
 
@@ -220,7 +233,12 @@ class OutcomePublisher:
         while True:
             try:
                 await self._sink.publish(
-                    topic, key=key, value=value, headers=headers, finishes=finishes
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=headers,
+                    finishes=finishes,
+                    partition=partition,
                 )
             except TransactionFailed:
                 raise  # state is ahead of Kafka: only a restart from committed state is safe

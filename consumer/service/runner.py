@@ -26,9 +26,13 @@ from consumer.kafka import (
     KafkaSink,
     TransactionalSink,
     committed_state,
+    ensure_changelog,
+    group_generation,
     make_consumer,
     make_producer,
     partition_counts,
+    pause,
+    resume,
     subscribe,
     watch_heartbeats,
 )
@@ -40,6 +44,7 @@ from consumer.service.commits import Committer, IntentLog
 from consumer.service.dispatch import open_dispatcher
 from consumer.service.fence import Fence
 from consumer.service.pipeline import Pipeline
+from consumer.service.state_store import StateStore
 from consumer.service.wiring import (
     consumer_settings,
     dispatch_settings,
@@ -71,6 +76,7 @@ class Service:
             max_tracked=settings.max_tracked_orders,
             clock=time.monotonic,
             revision_wait=settings.revision_wait_seconds,
+            record_changes=settings.state_topic is not None,
         )
         self.assigned: set[TP] = set()
         self.paused = False
@@ -81,6 +87,7 @@ class Service:
         self._committer: Committer | None = None
         self._intents: IntentLog | None = None
         self._budget: RateBudget | None = None
+        self._state: StateStore | None = None
         #: input partitions of all input topics together (the denominator of the budget share)
         self.input_partitions = 0
         session = settings.kafka_session_timeout_ms / 1000
@@ -113,8 +120,23 @@ class Service:
     # -- rebalance hooks (called by aiokafka while it coordinates the group) ----------------
 
     async def partitions_assigned(self, assigned: set[TP]) -> None:
-        """Track the new partitions and learn which offsets a previous owner already finished."""
+        """Track the new partitions and learn which offsets a previous owner already finished.
+
+        aiokafka fetches for a new assignment while this hook still runs: the partitions stay
+        paused until it is done, or a record could be taken in before its offset is known to
+        be finished already (and an action redone that the previous owner had sent).
+        """
         log.info("partitions assigned", partitions=sorted(assigned))
+        consumer = self._consumer
+        if consumer is not None and assigned:
+            pause(consumer, assigned)
+        try:
+            await self._take_over(assigned)
+        finally:
+            if consumer is not None and assigned and not self.paused:
+                resume(consumer, assigned)
+
+    async def _take_over(self, assigned: set[TP]) -> None:
         self.assigned |= assigned
         self.fence.grant(assigned)
         for tp in assigned:
@@ -123,8 +145,12 @@ class Service:
         if self._consumer is None or self._pipeline is None or not assigned:
             return
         # Orders still busy at the revoke became idle since, with tags another owner may have
-        # made stale meanwhile: start the new generation knowing nothing.
+        # made stale meanwhile: start the new generation knowing only what the group knows.
         self.book.forget_idle()
+        if self._state is not None:
+            # Before the partitions' first record: the book knows what their previous owners
+            # knew, so no GET and no parked action for orders the group already had.
+            await self._state.restore({p for _, p in self.assigned}, self.book)
         committed = await committed_state(self._consumer, assigned)
         for tp, (offset, finished, intents) in committed.items():
             self.metrics.offset_known(tp, offset)
@@ -140,23 +166,32 @@ class Service:
                 )
 
     async def partitions_revoked(self, revoked: set[TP]) -> None:
-        """Finish what is in flight for the revoked partitions (bounded), commit, forget them."""
+        """Finish work under way for the revoked partitions (bounded), commit, forget them.
+
+        Kafka calls this while the partitions are still this member's: no new write starts,
+        but the polls, tag reads and actions of writes already sent go on, so events nearly
+        done finish here instead of being written again by the next owner. Then, once those
+        calls are done (or the wait ran out), nothing more goes out for them.
+        """
         log.info("partitions revoked", partitions=sorted(revoked))
-        # First: nothing more goes out for them, and their writes asleep between polls wake up.
+        pipeline = self._pipeline
+        self.fence.close(revoked)
+        if pipeline is not None:
+            pipeline.hold_new_work(revoked)
+            with anyio.move_on_after(self.settings.drain_timeout_seconds):
+                # A short poll: progress is counted by synchronous code, and a rebalance is
+                # rare enough that an event per partition would be machinery for nothing.
+                while pipeline.calls_running(revoked) or pipeline.publishing(revoked):  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+        # From here nothing more goes out for them; writes asleep between polls wake up.
         self.fence.revoke(revoked)
         self.assigned -= revoked
         self.metrics.forget(revoked)
         if self._intents is not None:
             # Intent waiters of the revoked partitions must not send: wake them to give up.
             self._intents.partitions_revoked()
-        pipeline = self._pipeline
         if pipeline is not None:
             pipeline.hold(revoked)
-            with anyio.move_on_after(self.settings.drain_timeout_seconds):
-                # A short poll: progress is counted by synchronous code, and a rebalance is
-                # rare enough that an event per partition would be machinery for nothing.
-                while pipeline.calls_running(revoked) or pipeline.publishing(revoked):  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
             await self.commit_now()
             pipeline.abandon(revoked)
         for tp in revoked:
@@ -194,6 +229,7 @@ class Service:
             log.warning("input topic not found (yet); its partitions are not counted", topic=topic)
         self.input_partitions = sum(known.values())
         if len(set(known.values())) <= 1:
+            await self._ensure_state_topic(max(known.values(), default=0))
             return
         described = ", ".join(f"{topic} has {n}" for topic, n in sorted(known.items()))
         problem = (
@@ -202,8 +238,17 @@ class Service:
         )
         if self.settings.input_partitions_mismatch == "warn":
             log.warning("input topics differ in partitions", problem=problem, then="running anyway")
+            await self._ensure_state_topic(max(known.values()))
             return
         raise ConfigError([problem + ", or set INPUT_PARTITIONS_MISMATCH=warn"])
+
+    async def _ensure_state_topic(self, partitions: int) -> None:
+        """Create the state topic with the input topics' partition count unless it exists."""
+        topic = self.settings.state_topic
+        if topic is None or partitions == 0:
+            return
+        if await ensure_changelog(kafka_connection(self.settings), topic, partitions=partitions):
+            log.info("state topic created", topic=topic, partitions=partitions)
 
     # -- loops --------------------------------------------------------------------------------
 
@@ -289,6 +334,13 @@ class Service:
         self._consumer = consumer
         sink, self._committer, intents = self._commits(consumer, producer)
         self._intents = intents
+        if settings.state_topic is not None:
+            self._state = StateStore(
+                topic=settings.state_topic,
+                connection=kafka_connection(settings),
+                sink=sink,
+                generation=lambda: group_generation(consumer),
+            )
         try:
             # Inside the try: a start that fails (wrong password, untrusted certificate) must
             # still close both clients, or aiokafka reports them unclosed on the way out.
@@ -311,6 +363,7 @@ class Service:
                     task_group=work,
                     intents=intents if settings.action_intents else None,
                     fence=self.fence,
+                    state=self._state,
                     metrics=self.metrics,
                 )
                 self._pipeline = pipeline
@@ -348,8 +401,11 @@ class Service:
         log.info("stopped", commits=self.commits, **pipeline.counts)
 
     async def _drain(self, pipeline: Pipeline) -> None:
-        """Let running Engage calls and outcome writes finish; start nothing new; commit."""
-        pipeline.hold()
+        """Let running calls, the actions their writes unblock and outcome writes finish; commit.
+
+        No new write starts: its event is left to whoever owns the partition next.
+        """
+        pipeline.hold_new_work()
         log.info(
             "draining",
             calls_running=pipeline.calls_running(),

@@ -42,6 +42,8 @@ class Topics:
     inputs: tuple[str, ...]
     results: str
     dead_letter: str
+    #: made by the consumer itself at start; by default named after the results topic
+    state: str = ""
 
 
 async def make_topics(new_topic: TopicFactory, *, inputs: int = 1, partitions: int = 4) -> Topics:
@@ -64,6 +66,7 @@ def consumer_settings(
         input_topics=topics.inputs,
         results_topic=topics.results,
         dead_letter_topic=topics.dead_letter,
+        state_topic=topics.state or f"{topics.results}-state",
         engage_base_url=sim.base_url,
         engage_api_key=Secret(sim.api_key),
         engage_rate_limit=500.0,
@@ -87,6 +90,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "INPUT_TOPICS": ",".join(settings.input_topics),
         "RESULTS_TOPIC": settings.results_topic,
         "DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+        "STATE_TOPIC": settings.state_topic or "",
+        "INPUT_PARTITIONS_MISMATCH": settings.input_partitions_mismatch,
         "ENGAGE_BASE_URL": settings.engage_base_url,
         "ENGAGE_API_KEY": settings.engage_api_key.reveal(),
         "ENGAGE_RATE_LIMIT": str(settings.engage_rate_limit),

@@ -12,6 +12,7 @@ import signal
 from typing import TYPE_CHECKING
 
 import anyio
+import orjson
 import pytest
 
 from consumer.sandbox.audit import audit
@@ -94,7 +95,11 @@ async def test_three_replicas_spend_one_budget_and_a_throttled_rebalance_changes
         for member in members:
             member.close()
     outcomes = await read_outcomes(kafka_broker, topics, at_least=len(events))
-    report = audit(events=events, journal=await sim.journal(), outcomes=outcomes, strict=True)
+    journal = await sim.journal()
+    # Kept beside the consumers' logs: what to read first when this test fails.
+    (tmp_path / "journal.json").write_bytes(orjson.dumps(journal))
+    (tmp_path / "outcomes.json").write_bytes(orjson.dumps(outcomes))
+    report = audit(events=events, journal=journal, outcomes=outcomes, strict=True)
     seconds = await sim.per_second()
     three = [count for second, count, _ in seconds if three_from <= second < three_until - 1]
     figures = {

@@ -301,3 +301,47 @@ def test_saturation_is_spent_over_allowed_in_the_last_seconds() -> None:
     clock.advance(31)
     assert budget.saturation() == 0.0
     assert budget.spent == 300 + 150
+
+
+async def test_finishing_requests_get_the_next_tokens_before_new_writes() -> None:
+    """Two new writes queue, then a poll: the poll gets the next token, then the writes in
+    the order they came."""
+    budget = RateBudget(RateBudgetSettings(ceiling=20.0, burst=1.0))
+    assert budget.take_nowait()
+    order: list[str] = []
+
+    async def request(name: str, *, finishing: bool) -> None:
+        await budget.acquire(finishing=finishing)
+        order.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: request("write-1", finishing=False))
+            await anyio.sleep(0.001)
+            tg.start_soon(lambda: request("write-2", finishing=False))
+            await anyio.sleep(0.001)
+            tg.start_soon(lambda: request("poll", finishing=True))
+    # write-1 already held the turn, sleeping for its token, when the poll came.
+    assert order == ["write-1", "poll", "write-2"]
+
+
+async def test_a_waiter_cancelled_in_the_queue_stalls_nobody() -> None:
+    """Requests queue for tokens; the one in the middle is cancelled (its call gave up): the
+    ones behind it still get theirs, in order."""
+    budget = RateBudget(RateBudgetSettings(ceiling=50.0, burst=1.0))
+    assert budget.take_nowait()
+    got: list[str] = []
+    victim = anyio.CancelScope()
+
+    async def request(name: str, scope: anyio.CancelScope | None = None) -> None:
+        with scope or anyio.CancelScope():
+            await budget.acquire()
+            got.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for name in ("a", "victim", "b", "c"):
+                tg.start_soon(request, name, victim if name == "victim" else None)
+                await anyio.sleep(0.001)
+            victim.cancel()
+    assert got == ["a", "b", "c"]

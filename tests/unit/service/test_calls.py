@@ -54,6 +54,7 @@ class ListSink:
         value: bytes | None,
         headers: Headers,
         finishes: tuple[tuple[str, int], int] | None = None,
+        partition: int | None = None,
     ) -> None:
         self.records.append((topic, value))
 

@@ -31,11 +31,11 @@ def test_an_owned_partition_may_send_until_the_lease_runs_out() -> None:
     """Granted at 100 s: the lease holds for the session less the margin, 8 s."""
     fence, clock = fence_with(TP0)
     guard = fence.guard(TP0)
-    assert (guard.ready(), fence.guard(TP1).ready()) == (True, False)
+    assert (guard.ready(finishing=False), fence.guard(TP1).ready(finishing=False)) == (True, False)
     clock.now = 107.9
-    assert guard.ready()
+    assert guard.ready(finishing=False)
     clock.now = 108.0
-    assert (guard.ready(), fence.lease_valid()) == (False, False)
+    assert (guard.ready(finishing=True), fence.lease_valid()) == (False, False)
 
 
 def test_a_heartbeat_renews_from_when_it_was_sent() -> None:
@@ -57,7 +57,7 @@ async def test_a_request_waits_out_a_lapsed_lease_and_goes_when_it_is_renewed() 
     went: list[float] = []
 
     async def request() -> None:
-        await fence.guard(TP0).wait()
+        await fence.guard(TP0).wait(finishing=True)
         went.append(clock.now)
 
     with anyio.fail_after(2):
@@ -77,7 +77,7 @@ async def test_a_revoke_refuses_waiting_and_later_requests() -> None:
 
     async def request() -> None:
         try:
-            await fence.guard(TP0).wait()
+            await fence.guard(TP0).wait(finishing=True)
         except SendRefused as exc:
             refused.append(str(exc))
 
@@ -88,7 +88,7 @@ async def test_a_revoke_refuses_waiting_and_later_requests() -> None:
             fence.revoke([TP0])
     assert refused == ["partition orders-0 is no longer this member's"]
     with pytest.raises(SendRefused):
-        await fence.guard(TP0).wait()
+        await fence.guard(TP0).wait(finishing=True)
     assert fence.owns(TP1)
 
 
@@ -111,3 +111,30 @@ def test_a_margin_as_long_as_the_session_is_refused() -> None:
     """A lease of no length would hold every request forever."""
     with pytest.raises(ValueError, match="margin"):
         Fence(session_timeout=5.0, margin=5.0)
+
+
+async def test_a_closing_partition_finishes_work_but_starts_none() -> None:
+    """While a revocation waits, polls and actions go; a new write is refused at once."""
+    fence, _clock = fence_with(TP0)
+    guard = fence.guard(TP0)
+    closed = guard.lost(finishing=False)
+    assert closed is not None
+    fence.close([TP0])
+    assert closed.is_set()
+    assert (guard.ready(finishing=True), guard.ready(finishing=False)) == (True, False)
+    await guard.wait(finishing=True)
+    with pytest.raises(SendRefused, match="being revoked"):
+        await guard.wait(finishing=False)
+    fence.revoke([TP0])
+    assert guard.ready(finishing=True) is False
+    with pytest.raises(SendRefused, match="no longer"):
+        await guard.wait(finishing=True)
+
+
+def test_a_partition_granted_again_is_open_again() -> None:
+    """Closed, then re-assigned to this member in the next generation: new work goes."""
+    fence, _clock = fence_with(TP0)
+    fence.close([TP0])
+    fence.revoke([TP0])
+    fence.grant([TP0])
+    assert fence.guard(TP0).ready(finishing=False)
