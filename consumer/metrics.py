@@ -53,6 +53,9 @@ LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 ENDPOINTS: Final = ("orders_write", "orders_delete", "job_poll", "order_read", "action")
 
+#: Budget saturation from which the budget binds: more replicas would only split it.
+SATURATED: Final = 0.9
+
 
 # Every counter would otherwise carry a *_created series too: twice the series for a timestamp
 # that the process_start_time_seconds series already tells. (A process-wide switch in
@@ -78,6 +81,10 @@ class BookView(Protocol):
         """Seconds the oldest revision-gated action has waited."""
         ...
 
+    def gated(self) -> int:
+        """Actions waiting for a write with their revision."""
+        ...
+
 
 class PipelineView(Protocol):
     """The pipeline's counts (``consumer.service.pipeline.Pipeline``)."""
@@ -88,6 +95,10 @@ class PipelineView(Protocol):
 
     def publishing(self) -> int:
         """Outcome and dead-letter writes not yet acknowledged."""
+        ...
+
+    def calls_waiting(self) -> int:
+        """Engage calls ready to start and waiting for one of this member's call places."""
         ...
 
 
@@ -102,6 +113,33 @@ class BudgetView(Protocol):
     @property
     def throttle_count(self) -> int:
         """429 answers seen."""
+        ...
+
+    @property
+    def share(self) -> float:
+        """This member's part of the key's budget."""
+        ...
+
+    @property
+    def ceiling(self) -> float:
+        """This member's budget in requests per second."""
+        ...
+
+    @property
+    def spent(self) -> int:
+        """Tokens taken so far."""
+        ...
+
+    def saturation(self) -> float:
+        """Requests spent over the last seconds as a part of what the budget allowed."""
+        ...
+
+
+class FenceView(Protocol):
+    """The service's fence (``consumer.service.fence.Fence``)."""
+
+    def lease_valid(self) -> bool:
+        """Whether the group session surely still holds."""
         ...
 
 
@@ -221,6 +259,7 @@ class Metrics:
         gate: GateView | None = None,
         consumer: ConsumerView | None = None,
         polls: PollsView | None = None,
+        fence: FenceView | None = None,
     ) -> None:
         """Tell the scrape-time collector where the live values are (None: not exported)."""
         self._state.book = book
@@ -228,6 +267,7 @@ class Metrics:
         self._state.gate = gate
         self._state.consumer = consumer
         self._state.polls = polls
+        self._state.fence = fence
 
     # -- hot path -----------------------------------------------------------------------------
 
@@ -347,6 +387,7 @@ class _StateCollector:
         self.gate: GateView | None = None
         self.consumer: ConsumerView | None = None
         self.polls: PollsView | None = None
+        self.fence: FenceView | None = None
 
     def describe(self) -> Iterator[Metric]:
         """Nothing to describe up front: names are checked for clashes at first scrape."""
@@ -358,6 +399,14 @@ class _StateCollector:
         yield from self._book()
         yield from self._pipeline()
         yield from self._partitions()
+        yield from self._scaling()
+        if self.fence is not None:
+            yield _gauge(
+                "group_session_held",
+                "1 while the group session surely holds (the lease of the last answered "
+                "heartbeat); 0: cut off from the coordinator, requests wait.",
+                float(self.fence.lease_valid()),
+            )
 
     def _gate(self) -> Iterator[Metric]:
         gate = self.gate
@@ -378,6 +427,27 @@ class _StateCollector:
             "429 Too Many Requests answers from Engage.",
             value=budget.throttle_count,
         )
+        yield _gauge(
+            "rate_budget_share",
+            "This member's part of the API key's budget (its input partitions / all of them).",
+            budget.share,
+        )
+        yield _gauge(
+            "rate_budget_member_requests_per_second",
+            "This member's budget: ENGAGE_RATE_LIMIT (the whole group's) times its share.",
+            budget.ceiling,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}rate_budget_spent",
+            "Rate tokens this member spent: requests it sent or was about to send.",
+            value=budget.spent,
+        )
+        yield _gauge(
+            "rate_budget_saturation",
+            "Requests spent over the last 30 s as a part of what the budget allowed; near 1 the "
+            "budget binds and more replicas add no throughput.",
+            budget.saturation(),
+        )
         if self.polls is not None:
             yield _gauge(
                 "engage_job_typical_seconds",
@@ -394,7 +464,7 @@ class _StateCollector:
         )
         yield _gauge("busy_orders", "Orders with work queued, parked or in flight.", book.busy())
         yield _gauge(
-            "gated_actions", "Actions waiting for a write with their revision.", _gated(book)
+            "gated_actions", "Actions waiting for a write with their revision.", book.gated()
         )
         yield _gauge(
             "oldest_gated_action_age_seconds",
@@ -415,6 +485,35 @@ class _StateCollector:
             "outcomes_publishing",
             "Outcome and dead-letter records sent to Kafka and not yet acknowledged.",
             pipeline.publishing(),
+        )
+
+    def _lag(self) -> int:
+        """Records between the committed offsets and the high watermarks, all partitions."""
+        consumer = self.consumer
+        if consumer is None:
+            return 0
+        total = 0
+        for tp in consumer.assignment():
+            mark = consumer.highwater(tp)
+            offset = self._metrics.committed.get((tp.topic, tp.partition))
+            if mark is not None and offset is not None:
+                total += max(mark - offset, 0)
+        return total
+
+    def _scaling(self) -> Iterator[Metric]:
+        """The backlog more replicas could work off: the autoscaler's signal."""
+        if self.pipeline is None or self.gate is None:
+            return
+        # Records not taken in yet, and calls waiting for one of this member's places, wait
+        # for this member's capacity; events waiting for the budget or for Engage's jobs do
+        # not, and once the budget binds no replica more adds throughput at all.
+        waiting = max(self._lag() - self.pipeline.in_progress(), 0) + self.pipeline.calls_waiting()
+        binds = self.gate.budget.saturation() >= SATURATED
+        yield _gauge(
+            "scalable_backlog",
+            "Events another replica could speed up: records not yet taken in plus calls waiting "
+            "for a call place, 0 while the rate budget binds (saturation >= 0.9).",
+            0 if binds else waiting,
         )
 
     def _partitions(self) -> Iterator[Metric]:
@@ -464,18 +563,3 @@ class _StateCollector:
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"{PREFIX}{name}", documentation, value=value)
-
-
-def _gated(book: BookView) -> int:
-    """How many actions wait for a revision.
-
-    ``OrderBook.gated()`` is the intended source; until the book offers it, its parked lists
-    are counted directly (a scrape-time read, never on the hot path).
-    """
-    gated = getattr(book, "gated", None)
-    if callable(gated):
-        return int(gated())
-    busy = getattr(book, "_busy", None)
-    if not isinstance(busy, dict):
-        return 0
-    return sum(len(getattr(order, "parked", ())) for order in busy.values())

@@ -262,6 +262,10 @@ class OrderBook(Generic[T]):
             self._trim()
         return True
 
+    def gated(self) -> int:
+        """How many revision-gated actions are parked, waiting for their revision (a metric)."""
+        return sum(len(order.parked) for order in self._busy.values())
+
     def oldest_gated_age(self) -> float:
         """Seconds the oldest parked (revision-gated) action has waited; 0.0 when none waits."""
         oldest = min((o.parked[0].since for o in self._busy.values() if o.parked), default=None)

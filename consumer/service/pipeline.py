@@ -381,6 +381,10 @@ class Pipeline:
         """Engage calls running now (on ``tps``, or everywhere)."""
         return self.scheduler.running(tps)
 
+    def calls_waiting(self) -> int:
+        """Calls ready to start, waiting for one of this member's call places (a metric)."""
+        return len(self.scheduler.queued)
+
     def publishing(self, tps: Iterable[TP] | None = None) -> int:
         """Outcome and dead-letter writes not yet acknowledged (on ``tps``, or everywhere)."""
         return self.publisher.publishing(tps)

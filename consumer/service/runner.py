@@ -373,6 +373,7 @@ class Service:
                     gate=dispatcher.gate,
                     consumer=consumer,
                     polls=dispatcher.client.poll_schedule,
+                    fence=self.fence,
                 )
                 # In the work group, not the loops group: actions still running during the
                 # drain need their intents committed.

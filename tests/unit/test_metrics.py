@@ -45,6 +45,7 @@ class FakeBook:
 class FakePipeline:
     progress: int = 0
     writes: int = 0
+    waiting: int = 0
 
     def in_progress(self) -> int:
         return self.progress
@@ -52,11 +53,21 @@ class FakePipeline:
     def publishing(self) -> int:
         return self.writes
 
+    def calls_waiting(self) -> int:
+        return self.waiting
+
 
 @dataclass
 class FakeBudget:
     rate: float = 50.0
     throttle_count: int = 0
+    share: float = 1.0
+    ceiling: float = 50.0
+    spent: int = 0
+    saturated: float = 0.0
+
+    def saturation(self) -> float:
+        return self.saturated
 
 
 @dataclass
@@ -309,25 +320,6 @@ def test_unwatched_state_is_simply_absent() -> None:
     assert "engage_consumer_lag" not in text
 
 
-def test_gated_count_falls_back_to_the_books_parked_lists() -> None:
-    """A book without gated() still reports its parked actions."""
-
-    @dataclass
-    class Order:
-        parked: list[object]
-
-    class OldBook(FakeBook):
-        gated = None  # type: ignore[assignment]
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._busy = {"A": Order(parked=[1, 2]), "B": Order(parked=[]), "C": Order([3])}
-
-    m = Metrics(process=False)
-    m.watch(book=OldBook())
-    assert value(m, "gated_actions") == 3
-
-
 def test_two_services_in_one_process_do_not_collide() -> None:
     """Each Metrics has its own registry: same names, separate values."""
     a, b = Metrics(), Metrics()
@@ -365,6 +357,11 @@ def test_exposition_parses_and_every_own_name_has_the_prefix() -> None:
             "engage_polls_in_flight",
             "rate_budget_requests_per_second",
             "engage_throttled",
+            "rate_budget_share",
+            "rate_budget_member_requests_per_second",
+            "rate_budget_spent",
+            "rate_budget_saturation",
+            "scalable_backlog",
             "tracked_orders",
             "busy_orders",
             "gated_actions",
@@ -379,3 +376,36 @@ def test_exposition_parses_and_every_own_name_has_the_prefix() -> None:
         )
     }
     assert "process_resident_memory_bytes" in families
+
+
+def test_the_budget_share_and_its_use_are_metrics() -> None:
+    """A member's share, its budget, what it spent and how saturated the budget is."""
+    m = Metrics(process=False)
+    budget = FakeBudget(rate=18.0, share=1 / 3, ceiling=20.0, spent=1234, saturated=0.95)
+    m.watch(gate=FakeGate(budget=budget))
+    assert [
+        value(m, n)
+        for n in (
+            "rate_budget_share",
+            "rate_budget_member_requests_per_second",
+            "rate_budget_spent_total",
+            "rate_budget_saturation",
+        )
+    ] == [1 / 3, 20.0, 1234, 0.95]
+
+
+def test_scalable_backlog_counts_what_another_replica_could_speed_up() -> None:
+    """Records not taken in plus calls waiting for a place; nothing while the budget binds."""
+    m = Metrics(process=False)
+    t0 = TopicPartition("in", 0)
+    budget = FakeBudget(saturated=0.5)
+    pipeline = FakePipeline(progress=30, waiting=12)
+    m.watch(
+        pipeline=pipeline,
+        gate=FakeGate(budget=budget),
+        consumer=FakeConsumer(assigned={t0}, marks={t0: 500}),
+    )
+    m.offset_known(("in", 0), 100)
+    assert value(m, "scalable_backlog") == (400 - 30) + 12
+    budget.saturated = 0.93
+    assert value(m, "scalable_backlog") == 0
