@@ -53,12 +53,19 @@ class AuditReport:
     superseded: int = 0
     #: per action: seconds from its write's job being processed to the action being accepted
     lateness: list[float] = field(default_factory=list)
+    #: writes Engage accepted after a later write of the same order's stream ("older after
+    #: newer": a replica that lost the order still writing); repeats of one write are fine
+    writes_out_of_order: list[str] = field(default_factory=list)
 
     @property
     def correct(self) -> bool:
         """No lost outcome, no wrong tag, no order broken, no foreign action."""
         return not (
-            self.missing_outcomes or self.wrong_tag or self.out_of_order or self.unexpected_actions
+            self.missing_outcomes
+            or self.wrong_tag
+            or self.out_of_order
+            or self.unexpected_actions
+            or self.writes_out_of_order
         )
 
     def summary(self) -> dict[str, Any]:
@@ -72,6 +79,7 @@ class AuditReport:
             "duplicate_actions": self.duplicate_actions,
             "wrong_tag": len(self.wrong_tag),
             "out_of_order": len(self.out_of_order),
+            "writes_out_of_order": len(self.writes_out_of_order),
             "unexpected_actions": self.unexpected_actions,
             "superseded": self.superseded,
         }
@@ -206,11 +214,19 @@ def _audit_journal(
     processed_at: dict[str, float] = {}  # body digest -> when its job was processed
     sent: Counter[str] = Counter()
     last_position: dict[str, tuple[int, str]] = {}
+    newest_write: dict[str, _Write] = {}
     for entry in journal:
         kind = entry.get("kind")
         order_id = str(entry.get("orderId"))
         if kind == "write" and entry.get("bodyDigest") is not None:
             write_digest[str(entry["jobId"])] = str(entry["bodyDigest"])
+            written = writes.get(str(entry["bodyDigest"]))
+            if written is not None:
+                newest = newest_write.get(order_id)
+                if newest is not None and written.position < newest.position:
+                    report.writes_out_of_order.append(f"{written.event_id} after {newest.event_id}")
+                else:
+                    newest_write[order_id] = written
         elif kind == "processed" and entry.get("versionTag") is not None:
             digest = write_digest.get(str(entry.get("jobId")))
             if digest is not None:

@@ -180,14 +180,22 @@ class IntentLog:
         changed.set()
 
     async def run(self) -> None:
-        """Commit whenever woken; a failed commit is tried again after ``retry_delay``."""
+        """Commit whenever woken; a failed commit is tried again after a growing delay.
+
+        The delay starts at ``retry_delay`` and doubles up to a second: a group that is
+        rebalancing refuses every commit until this member rejoins, and retrying every few
+        milliseconds meanwhile only floods the coordinator and the log.
+        """
+        delay = self._retry_delay
         while True:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
             covered = self._recorded
             if await self._committer.commit_now():
                 self._durable = covered
+                delay = self._retry_delay
             else:
-                await anyio.sleep(self._retry_delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
                 self._wakeup.set()
             self._notify()

@@ -201,11 +201,12 @@ async def check(
 class ConsumerProcess:
     """``engage-consumer run`` as a child process, with its log lines kept for assertions."""
 
-    def __init__(self, env: dict[str, str], log_path: str) -> None:
+    def __init__(self, env: dict[str, str], log_path: str, *, prefix: Sequence[str] = ()) -> None:
+        """``prefix`` runs the command through another (``ip netns exec NAME``)."""
         self.log_path = log_path
         self._log = Path(log_path).open("ab")  # noqa: SIM115 - lives as long as the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "consumer.cli", "run"],
+            [*prefix, sys.executable, "-m", "consumer.cli", "run"],
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -265,6 +266,7 @@ def assert_guarantees(report: AuditReport, outcomes: list[dict[str, Any]]) -> No
     assert report.missing_outcomes == []
     assert report.wrong_tag == []
     assert report.out_of_order == []
+    assert report.writes_out_of_order == []
     assert report.unexpected_actions == 0
     assert report.duplicate_actions == 0
     assert {o["data"]["status"] for o in outcomes} <= {"accepted", "skipped", "unknown"}

@@ -78,6 +78,7 @@ async def test_interleaved_lifecycles_over_partitions(
         "duplicate_actions": 0,
         "wrong_tag": 0,
         "out_of_order": 0,
+        "writes_out_of_order": 0,
         "unexpected_actions": 0,
         "superseded": 0,
     }

@@ -103,6 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     other.add_argument("--journal-limit", type=int, default=d.journal_limit, metavar="N")
     other.add_argument("--job-retention", type=int, default=d.job_retention, metavar="N")
     other.add_argument("--seed", type=int, default=None)
+    other.add_argument(
+        "--request-log",
+        type=int,
+        default=d.request_log,
+        metavar="N",
+        help="keep the last N requests with their client address, 0 = none (%(default)s)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
@@ -131,6 +138,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
         journal_limit=args.journal_limit,
         job_retention=args.job_retention,
         seed=args.seed,
+        request_log=args.request_log,
     )
 
 

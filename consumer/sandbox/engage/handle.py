@@ -23,3 +23,4 @@ class EngageSimulatorHandle(Protocol):
     async def fail_next_job(self, order_id: str, kind: str = "unprocessable") -> None: ...  # noqa: D102
     async def set_api_keys(self, keys: tuple[str, ...]) -> None: ...  # noqa: D102
     async def per_second(self) -> list[tuple[int, int, int]]: ...  # noqa: D102
+    async def requests(self) -> list[tuple[float, str, str, int | str]]: ...  # noqa: D102

@@ -190,6 +190,10 @@ class EngageSimulator:
             raise ValueError("api keys must be a non-empty list of non-empty strings")
         self._keys = frozenset(keys)
 
+    async def requests(self) -> list[tuple[float, str, str, int | str]]:
+        """The request log (``SimulatorSettings.request_log``): time, client, route, status."""
+        return self.state.requests()
+
     async def per_second(self) -> list[tuple[int, int, int]]:
         """``(second, requests, 429s)`` per second since the start (see ``EngageState``)."""
         return self.state.per_second()
@@ -199,7 +203,7 @@ class EngageSimulator:
         transport = request.transport
         if transport is not None:
             transport.abort()
-        self.state.count_request(route, "dropped")
+        self.state.count_request(route, "dropped", peer=request.remote)
         # Nothing reaches the client: aiohttp sees the closed transport and stops quietly.
         return web.Response(status=503)
 
@@ -226,7 +230,11 @@ class EngageSimulator:
             state.count_fault("outage")
             if faults.outage_mode != "error":
                 return self._drop(request, route)
-            return self._answer(route, error(faults.error_status, "ServiceUnavailable", "outage"))
+            return self._answer(
+                route,
+                error(faults.error_status, "ServiceUnavailable", "outage"),
+                peer=request.remote,
+            )
         if faults.latency is not None:
             state.count_fault("latency")
             await asyncio.sleep(faults.latency.sample(rng))
@@ -244,10 +252,10 @@ class EngageSimulator:
             )
         if drop:  # dropped after processing: it took effect, and the client cannot know
             return self._drop(request, route)
-        return self._answer(route, answer)
+        return self._answer(route, answer, peer=request.remote)
 
-    def _answer(self, route: str, answer: Answer) -> web.Response:
-        self.state.count_request(route, answer.status)
+    def _answer(self, route: str, answer: Answer, *, peer: str | None) -> web.Response:
+        self.state.count_request(route, answer.status, peer=peer)
         return _encode(answer)
 
     def _api(
@@ -300,6 +308,7 @@ class EngageSimulator:
         app.router.add_post("/_sim/fail-next", _fail_next)
         app.router.add_post("/_sim/api-keys", _set_api_keys)
         app.router.add_get("/_sim/per-second", _per_second)
+        app.router.add_get("/_sim/requests", _requests)
         app.router.add_get("/_sim/orders/{orderId}", _peek_order)
 
 
@@ -373,6 +382,11 @@ async def _set_api_keys(request: web.Request) -> web.Response:
     except (ValueError, TypeError, KeyError) as exc:
         return _json({"message": f"bad api-keys request: {exc}"}, 400)
     return _json({"apiKeys": len(keys)})
+
+
+async def _requests(request: web.Request) -> web.Response:
+    """GET /_sim/requests: [[seconds, client address, route, status], ...], oldest first."""
+    return _json(request.app[_SIM_KEY].state.requests())
 
 
 async def _per_second(request: web.Request) -> web.Response:

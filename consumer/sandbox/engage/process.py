@@ -81,6 +81,11 @@ class EngageSimulatorProcess:
         rows: list[list[int]] = await self._call("GET", "/_sim/per-second")
         return [(row[0], row[1], row[2]) for row in rows]
 
+    async def requests(self) -> list[tuple[float, str, str, int | str]]:
+        """The request log (``SimulatorSettings.request_log``): time, client, route, status."""
+        rows: list[list[Any]] = await self._call("GET", "/_sim/requests")
+        return [(float(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+
     async def set_api_keys(self, keys: tuple[str, ...]) -> None:
         """Accept exactly ``keys`` from now on."""
         await self._call("POST", "/_sim/api-keys", json={"apiKeys": list(keys)})

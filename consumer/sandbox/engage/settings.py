@@ -216,6 +216,9 @@ class SimulatorSettings:
     job_retention: int = 1_000_000
     #: Seed of the random draws (delays, failures, tags, job ids) for reproducible runs.
     seed: int | None = None
+    #: Keep the last N API requests as (seconds since start, client address, route, status),
+    #: for tests that must tell which client sent what (``GET /_sim/requests``); 0: keep none.
+    request_log: int = 0
 
     def __post_init__(self) -> None:
         if not self.api_keys or any(not key for key in self.api_keys):
@@ -233,6 +236,8 @@ class SimulatorSettings:
             raise ValueError("retry_after must be >= 0")
         if self.journal_limit < 1 or self.job_retention < 1:
             raise ValueError("journal_limit and job_retention must be >= 1")
+        if self.request_log < 0:
+            raise ValueError("request_log must be >= 0")
 
     @property
     def api_key(self) -> str:
@@ -266,6 +271,7 @@ def settings_to_argv(settings: SimulatorSettings) -> list[str]:
     argv += ["--job-retention", str(settings.job_retention)]
     if settings.seed is not None:
         argv += ["--seed", str(settings.seed)]
+    argv += ["--request-log", str(settings.request_log)]
     return argv
 
 

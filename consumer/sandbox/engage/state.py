@@ -153,6 +153,10 @@ class EngageState:
         self._journal_dropped = 0
         self._buckets: dict[str, list[float]] = {}
         self._requests: Counter[tuple[str, int | str]] = Counter()
+        #: the last API requests: (seconds since start, client address, route, status)
+        self._request_log: deque[tuple[float, str, str, int | str]] = deque(
+            maxlen=self.settings.request_log or 1
+        )
         #: API requests answered, and 429s among them, per whole second since the start
         self._per_second: Counter[int] = Counter()
         self._throttled_per_second: Counter[int] = Counter()
@@ -198,13 +202,23 @@ class EngageState:
         """Seconds left in the current outage (0 when there is none)."""
         return max(0.0, self._outage_until - self._clock())
 
-    def count_request(self, route: str, status: int | str) -> None:
-        """Count one API request by route and final status (or ``"dropped"``), and per second."""
+    def count_request(self, route: str, status: int | str, *, peer: str | None = None) -> None:
+        """Count one API request by route and final status (or ``"dropped"``), and per second.
+
+        With ``request_log`` set, ``peer`` (the client's address) is kept with it.
+        """
         self._requests[route, status] += 1
-        second = int(self._clock() - self.started_at)
+        elapsed = self._clock() - self.started_at
+        if self.settings.request_log:
+            self._request_log.append((round(elapsed, 6), peer or "", route, status))
+        second = int(elapsed)
         self._per_second[second] += 1
         if status == 429:
             self._throttled_per_second[second] += 1
+
+    def requests(self) -> list[tuple[float, str, str, int | str]]:
+        """The request log: (seconds since start, client address, route, status), oldest first."""
+        return list(self._request_log) if self.settings.request_log else []
 
     def per_second(self) -> list[tuple[int, int, int]]:
         """``(second, requests, 429s)`` for every second since the start that saw a request."""

@@ -125,7 +125,8 @@ class KafkaBroker:
 
     def listener_address(self, name: str) -> str:
         """The ``host:port`` of a listener by name (``PLAINTEXT`` or an extra listener)."""
-        return f"{HOST}:{self.ports[name]}"
+        hosts = {listener.name: listener.host for listener in self.settings.listeners}
+        return f"{hosts.get(name, HOST)}:{self.ports[name]}"
 
     @property
     def server_log(self) -> Path:
@@ -176,6 +177,7 @@ class KafkaBroker:
             partitions=self.settings.partitions,
             extra_listeners=extra_listeners,
             extra_config=extra_config,
+            listener_hosts={listener.name: listener.host for listener in self.settings.listeners},
         )
         (self.data_dir / "server.properties").write_text(properties, encoding="utf-8")
         log4j2 = render_log4j2(self.server_log)

@@ -62,16 +62,19 @@ _TEST_DEFAULTS: dict[str, str] = {
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExtraListener:
-    """A listener beside PLAINTEXT (e.g. the SASL_SSL one), advertised on 127.0.0.1.
+    """A listener beside PLAINTEXT (e.g. the SASL_SSL one), bound and advertised on ``host``.
 
     ``config`` holds the full broker property names it needs (``listener.name.sasl_ssl.…``,
     ``ssl.keystore.location``, ``sasl.enabled.mechanisms``, …), merged into server.properties.
+    ``host`` is 127.0.0.1 unless a test gives a network namespace an address of its own to
+    reach the broker on (the address of a veth the test made).
     """
 
     name: str
     security_protocol: str
     port: int = 0
     config: Mapping[str, str] = field(default_factory=dict)
+    host: str = HOST
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -206,24 +209,31 @@ def render_server_properties(
     partitions: int,
     extra_listeners: Mapping[str, tuple[str, int]] | None = None,
     extra_config: Mapping[str, str] | None = None,
+    listener_hosts: Mapping[str, str] | None = None,
 ) -> str:
     """Render server.properties for one combined broker+controller node on 127.0.0.1.
 
     ``extra_listeners`` maps a listener name to (security protocol, port); their own settings
-    arrive through ``extra_config`` like any other override.
+    arrive through ``extra_config`` like any other override. ``listener_hosts`` binds (and
+    advertises) a listener elsewhere than 127.0.0.1.
     """
     extras = dict(extra_listeners or {})
+    hosts = dict(listener_hosts or {})
     listeners = {BROKER_LISTENER: port, CONTROLLER_LISTENER: controller_port}
     listeners |= {name: extra_port for name, (_, extra_port) in extras.items()}
     protocols = {BROKER_LISTENER: "PLAINTEXT", CONTROLLER_LISTENER: "PLAINTEXT"}
     protocols |= {name: protocol for name, (protocol, _) in extras.items()}
     advertised = {name: p for name, p in listeners.items() if name != CONTROLLER_LISTENER}
+
+    def where(name: str, listener_port: int) -> str:
+        return f"{name}://{hosts.get(name, HOST)}:{listener_port}"
+
     properties: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
-        "listeners": ",".join(f"{name}://{HOST}:{p}" for name, p in listeners.items()),
-        "advertised.listeners": ",".join(f"{name}://{HOST}:{p}" for name, p in advertised.items()),
+        "listeners": ",".join(where(name, p) for name, p in listeners.items()),
+        "advertised.listeners": ",".join(where(name, p) for name, p in advertised.items()),
         "listener.security.protocol.map": ",".join(f"{n}:{p}" for n, p in protocols.items()),
         "controller.listener.names": CONTROLLER_LISTENER,
         "inter.broker.listener.name": BROKER_LISTENER,
