@@ -16,22 +16,22 @@ aiokafka keeps that to itself, and it is what a member's claim on its partitions
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
-from consumer.errors import CommitFailed
+from consumer.errors import CommitFailed, ConfigError
 from consumer.kafka.connection import KafkaConnection, connection_kwargs
 from consumer.offsets import decode_metadata
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import ConsumerRecord, TopicPartition
 
     from consumer.types import TP
 
@@ -83,10 +83,12 @@ def make_consumer(settings: ConsumerSettings) -> AIOKafkaConsumer:
         group_instance_id=settings.group_instance_id,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        # Range first: co-partitioned topics land together. Round-robin (aiokafka's default,
-        # what earlier versions used) second, so a group mid-way through a rolling upgrade
-        # still agrees on a protocol.
-        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+        # Range: partition p of every input topic lands on one member (co-partitioning).
+        # Only one assignor: aiokafka 0.14 sends a JoinGroup per listed assignor, each with a
+        # different protocol list, and two members joining so rebalanced each other for
+        # minutes (aio-libs/aiokafka#1168). A group that still has members of an earlier build
+        # (round-robin only) refuses this one's join: ``fetch`` says so.
+        partition_assignment_strategy=(RangePartitionAssignor,),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -126,6 +128,45 @@ class GroupOffsets:
             raise CommitFailed(repr(exc)) from exc
 
 
+@contextmanager
+def _group_agreement() -> Iterator[None]:
+    """Turn a join the group refuses for good into an error that says what to do.
+
+    The join fails for good when the group's other members offer no assignor in common with
+    this one: aiokafka raises a bare ``InconsistentGroupProtocolError`` (from ``start``, or
+    from a later fetch when the group rebalances).
+    """
+    from aiokafka.errors import InconsistentGroupProtocolError  # noqa: PLC0415
+
+    try:
+        yield
+    except InconsistentGroupProtocolError as exc:
+        problem = (
+            "the consumer group's other members assign partitions another way (round-robin:"
+            " replicas of an earlier engage-consumer build?); stop them before starting this"
+            " build (in Kubernetes: roll out once with strategy Recreate), or give this"
+            " deployment another KAFKA_GROUP_ID"
+        )
+        raise ConfigError([problem]) from exc
+
+
+async def join(consumer: AIOKafkaConsumer) -> None:
+    """Start the (subscribed) consumer: join the group and wait for the first assignment."""
+    with _group_agreement():
+        await consumer.start()
+
+
+async def fetch(
+    consumer: AIOKafkaConsumer, *, timeout_ms: int, max_records: int
+) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    """The records fetched so far (``getmany``)."""
+    with _group_agreement():
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await consumer.getmany(
+            timeout_ms=timeout_ms, max_records=max_records
+        )
+    return batch
+
+
 def pause(consumer: AIOKafkaConsumer, tps: Iterable[TP]) -> None:
     """Fetch nothing more of ``tps`` (records already fetched are dropped, not consumed)."""
     from aiokafka.structs import TopicPartition  # noqa: PLC0415
@@ -146,10 +187,13 @@ def group_generation(consumer: AIOKafkaConsumer) -> int:
     return int(getattr(coordinator, "generation", -1))
 
 
-async def partition_counts(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> dict[str, int]:
-    """How many partitions each topic has (0: the cluster does not know the topic)."""
-    # The consumer's own cluster view knows only topics it already asked about: ask afresh.
-    cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public form
+async def partition_counts(producer: AIOKafkaProducer, topics: tuple[str, ...]) -> dict[str, int]:
+    """How many partitions each topic has (0: the cluster does not know the topic).
+
+    Asked through the (started) producer's client, before the consumer starts: one metadata
+    round trip for every topic, which creates none (asking for one topic by name may).
+    """
+    cluster = await producer.client.fetch_all_metadata()
     return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in topics}
 
 

@@ -27,7 +27,9 @@ from consumer.kafka import (
     TransactionalSink,
     committed_state,
     ensure_changelog,
+    fetch,
     group_generation,
+    join,
     make_consumer,
     make_producer,
     partition_counts,
@@ -215,7 +217,7 @@ class Service:
             key_budget=self.settings.engage_rate_limit,
         )
 
-    async def _check_input_partitions(self, consumer: AIOKafkaConsumer) -> None:
+    async def _check_input_partitions(self, producer: AIOKafkaProducer) -> None:
         """Input topics must have equal partition counts, or an order's events may part ways.
 
         Range assignment puts partition p of every topic on one member; with unequal counts
@@ -223,7 +225,7 @@ class Service:
         elsewhere is gated across two processes. ``INPUT_PARTITIONS_MISMATCH=warn`` runs anyway.
         """
         topics = self.settings.input_topics
-        counts = await partition_counts(consumer, topics)
+        counts = await partition_counts(producer, topics)
         known = {topic: n for topic, n in counts.items() if n}
         for topic in sorted(set(counts) - set(known)):
             log.warning("input topic not found (yet); its partitions are not counted", topic=topic)
@@ -255,7 +257,7 @@ class Service:
     async def _intake(self, consumer: AIOKafkaConsumer, pipeline: Pipeline) -> None:
         limit = self.settings.max_buffered_events
         while True:
-            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            batch = await fetch(consumer, timeout_ms=200, max_records=1000)
             for records in batch.values():
                 for record in records:
                     if (record.topic, record.partition) in self.assigned:
@@ -378,12 +380,12 @@ class Service:
                 # In the work group, not the loops group: actions still running during the
                 # drain need their intents committed.
                 work.start_soon(intents.run)
-                # Started before it subscribes: the partition counts are checked before the
-                # consumer joins the group, and a refusal takes no partition from anyone.
-                await consumer.start()
-                watch_heartbeats(consumer, self.fence.renew)
-                await self._check_input_partitions(consumer)
+                # Checked before the consumer joins the group: a refusal takes no partition
+                # from anyone.
+                await self._check_input_partitions(producer)
                 subscribe(consumer, settings.input_topics, self)
+                await join(consumer)
+                watch_heartbeats(consumer, self.fence.renew)
                 log.info("started", topics=list(settings.input_topics))
                 if started is not None:
                     started()

@@ -56,8 +56,10 @@ async def test_scale_out_and_rebalance_keep_the_guarantees(
     topics = await make_topics(new_topic, partitions=6)
     events = lifecycle_stream(500, seed=31)
     await produce(kafka_broker, topics.inputs[0], as_records(events))
+    # The group's budget (shared by the members since each spends its share): the test is
+    # about the guarantees through a kill and a join, not about waiting for tokens.
     settings = consumer_settings(
-        kafka_broker, sim, topics, engage_rate_limit=150.0, kafka_session_timeout_ms=4000
+        kafka_broker, sim, topics, engage_rate_limit=450.0, kafka_session_timeout_ms=4000
     )
     env = settings_env(settings) | {"LOG_LEVEL": "DEBUG"}
     members = [ConsumerProcess(env, str(tmp_path / f"c{i}.log")) for i in range(3)]
