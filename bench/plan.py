@@ -40,6 +40,14 @@ class Plan:
     in_flight_levels: tuple[int, ...] = (8, 16, 20, 40, 100)
     # Latency at half of saturation (action-only, paced producer, at the best sweep level).
     paced_seconds: float = 20.0
+    # Scale-out: 1..N replicas under one API key's budget, below the simulator's limit for it.
+    scaleout_orders: int = 400
+    scaleout_budget: float = 100.0
+    scaleout_key_limit: float = 110.0
+    scaleout_replicas: tuple[int, ...] = (1, 2, 3)
+    scaleout_job_delay: str = "uniform:0.1,0.5"
+    #: Orders of the rebalance runs (a third replica joins, then leaves); 0: no such runs.
+    scaleout_rebalance_orders: int = 200
     # Memory of idle tracked orders.
     memory_orders: int = 1_000_000
     # Bounds.
@@ -47,7 +55,7 @@ class Plan:
     perf_messages: int = 0
     """Records for Kafka's ConsumerPerformance (0: as many as the lifecycle topic holds)."""
     # Which parts to run.
-    parts: tuple[str, ...] = ("memory", "capacity", "lifecycle", "actions")
+    parts: tuple[str, ...] = ("memory", "capacity", "lifecycle", "actions", "scaleout")
     contenders: tuple[str, ...] = ("ours", "naive", "parallel", "faststream")
     #: Also run our consumer with ENGAGE_HTTP_TRANSPORT=httpx (the transport before aiohttp's).
     transport_comparison: bool = True
@@ -73,6 +81,11 @@ SMOKE = Plan(
     in_flight_levels=(16,),
     paced_seconds=3.0,
     memory_orders=20_000,
+    scaleout_orders=15,
+    scaleout_budget=60.0,
+    scaleout_key_limit=66.0,
+    scaleout_replicas=(2,),
+    scaleout_rebalance_orders=0,
     capacity_seconds=1.0,
     perf_messages=0,
     transport_comparison=False,

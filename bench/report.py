@@ -311,6 +311,75 @@ def _bounds_lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _clean(audited: dict[str, Any]) -> bool:
+    return bool(audited["correct"]) and not audited["duplicate_actions"]
+
+
+def _scale_out_lines(scale: dict[str, Any]) -> list[str]:
+    """The scale-out section: replicas sharing one API key's budget, and rebalance GETs."""
+    budget, limit = scale["budget"], scale["key_limit"]
+    rows = [["replicas", "actions/s", "requests/s", "busiest second", "429s", "GETs", "correct"]]
+    rows += [
+        [
+            str(run["replicas"]),
+            _fmt(run["actions_per_s"]),
+            _fmt(run["requests_per_s"]),
+            str(run["busiest_second"]),
+            str(run["rate_limited"]),
+            str(run["gets"]),
+            "yes" if _clean(run["audit"]) else "NO",
+        ]
+        for run in scale["runs"]
+    ]
+    lines = [
+        "## Scale-out under one API key",
+        "",
+        (
+            f"ENGAGE_RATE_LIMIT={budget:g} requests/s for the whole group (each member spends "
+            f"its share), the simulator answering 429 above {limit:g}/s for the key. The budget "
+            "binds: more replicas split it and add no throughput. One second may see the budget "
+            "plus one process's burst (10 requests), as with one process."
+        ),
+        "",
+        markdown_table(rows),
+        "",
+    ]
+    rebalances = scale.get("rebalances") or []
+    if rebalances:
+        table = [
+            [
+                "state topic",
+                "orders",
+                "GETs: first phase",
+                "after +1",
+                "after -1",
+                "GETs per rebalance",
+                "correct",
+            ]
+        ]
+        table += [
+            [
+                "yes" if run["state_topic"] else "no (STATE_TOPIC=)",
+                str(run["orders"]),
+                *(str(n) for n in run["gets_by_phase"]),
+                _fmt(run["gets_per_rebalance"]),
+                "yes" if _clean(run["audit"]) else "NO",
+            ]
+            for run in rebalances
+        ]
+        lines += [
+            (
+                "What a rebalance costs in GETs: two replicas write every order and act on it "
+                "(its tag known), a third joins and a second action per order goes, it leaves "
+                "and a third goes. One process would send the later actions without a GET."
+            ),
+            "",
+            markdown_table(table),
+            "",
+        ]
+    return lines
+
+
 def write_report(data: dict[str, Any], out_dir: Path) -> Path:
     """Write report.json, report.md and the plots; returns the Markdown file's path."""
     from bench.plots import plot_latency, plot_throughput  # noqa: PLC0415
@@ -355,6 +424,8 @@ def write_report(data: dict[str, Any], out_dir: Path) -> Path:
         *[f"![{p.stem}]({p.name})" for p in figures if p is not None],
         "",
     ]
+    if data.get("scale_out"):
+        parts += _scale_out_lines(data["scale_out"])
     if data.get("profiles"):
         parts += ["## Profiles (py-spy, action-only at the top in-flight level)", ""]
         for name, profile in data["profiles"].items():

@@ -19,6 +19,7 @@ from bench import parallel_consumer
 from bench.bounds import broker_consume_rate, littles_bound, mean_delay, simulator_capacity
 from bench.procs import SIMULATOR_CPUS, usable_cpus
 from bench.runs import Machinery, RunSpec, pin_driver, run, summarize_profile
+from bench.scaleout import scale_out
 from bench.workloads import action_workload, lifecycle_workload, produce, request_floor
 from consumer.sandbox.engage import Delay, SimulatorSettings, open_engage_simulator_process
 from consumer.sandbox.kafka import BrokerSettings, open_kafka
@@ -89,6 +90,8 @@ async def run_suite(plan: Plan, out_dir: Path) -> dict[str, Any]:
             await _lifecycle(
                 plan, broker=broker, java=java, out_dir=out_dir, runs=runs, result=result
             )
+        if "scaleout" in plan.parts and "ours" in plan.contenders:
+            await _scale_out(plan, broker=broker, out_dir=out_dir, result=result)
         if "actions" not in plan.parts:
             return _finish(result, began)
         await _action_only(
@@ -168,6 +171,26 @@ async def _lifecycle(
     filler = (events * (records // max(len(events), 1) + 1))[:records]
     await produce(broker.bootstrap_servers, topic, filler)
     result["broker_consume"] = await broker_consume_rate(broker, java, topic, records)
+
+
+async def _scale_out(
+    plan: Plan,
+    *,
+    broker: Any,  # noqa: ANN401
+    out_dir: Path,
+    result: dict[str, Any],
+) -> None:
+    settings = SimulatorSettings(
+        job_delay=Delay.parse(plan.scaleout_job_delay),
+        rate_limit=plan.scaleout_key_limit,
+        seed=1,
+    )
+    async with open_engage_simulator_process(settings, cpus=_sim_cpus()) as sim:
+        _say(
+            f"scale-out: {plan.scaleout_replicas} replicas on a {plan.scaleout_budget:g}/s "
+            f"budget, {plan.scaleout_orders} orders each"
+        )
+        result["scale_out"] = await scale_out(plan, broker=broker, sim=sim, out_dir=out_dir)
 
 
 async def _action_only(

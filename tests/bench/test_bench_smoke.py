@@ -39,5 +39,12 @@ def test_smoke_benchmark_writes_a_report_of_correct_runs(tmp_path: Path) -> None
         assert run["audit"]["correct"], (run["label"], run["audit"])
         assert run["audit"]["duplicate_actions"] == 0, run["label"]
         assert run["answered"] == run["params"]["events"], run["label"]
+    scale = data["scale_out"]["runs"]
+    assert [run["replicas"] for run in scale] == [2]
+    for run in scale:
+        assert run["completed"], run["label"]
+        assert run["audit"]["correct"], (run["label"], run["audit"])
+        assert run["rate_limited"] == 0, run["label"]
+    assert "## Scale-out under one API key" in (out / "report.md").read_text()
     assert data["memory"]["rss"]["tracked"] == data["plan"]["memory_orders"]
     assert "run " in done.stdout  # the printed table's header
