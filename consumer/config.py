@@ -85,8 +85,9 @@ class Settings:
     input_partitions_mismatch: Literal["error", "warn"] = "error"
     results_topic: str = "engage.order-outcomes"
     dead_letter_topic: str = "engage.order-events.dlq"
-    #: compacted topic of what the group knows per order; None: keep none (re-learn by GET)
-    state_topic: str | None = "engage.order-state"
+    #: compacted topic of what the group knows per order; None: keep none (re-learn by GET).
+    #: By default ``<KAFKA_GROUP_ID>.order-state``: the state belongs to the group's work.
+    state_topic: str | None = "engage-consumer.order-state"
     # Engage
     engage_base_url: str
     engage_api_key: Secret
@@ -262,7 +263,9 @@ def _kafka_security(
     return protocol, mechanism, username, password
 
 
-def _output_topics(r: _Reader, input_topics: tuple[str, ...]) -> tuple[str, str, str | None]:
+def _output_topics(
+    r: _Reader, input_topics: tuple[str, ...], group_id: str
+) -> tuple[str, str, str | None]:
     """RESULTS_TOPIC, DEAD_LETTER_TOPIC and STATE_TOPIC (empty: none), none an input topic."""
     results_topic = r.raw("RESULTS_TOPIC") or "engage.order-outcomes"
     dead_letter_topic = r.raw("DEAD_LETTER_TOPIC") or "engage.order-events.dlq"
@@ -271,7 +274,9 @@ def _output_topics(r: _Reader, input_topics: tuple[str, ...]) -> tuple[str, str,
     if results_topic in input_topics or dead_letter_topic in input_topics:
         r.problems.append("RESULTS_TOPIC and DEAD_LETTER_TOPIC must not be input topics")
     # Set but empty turns the state topic off (the one variable where empty means something).
-    state_topic = r.environ.get("STATE_TOPIC", "engage.order-state").strip() or None
+    # Named after the group by default: two deployments (or a test and a bench run) on one
+    # cluster never read each other's order state.
+    state_topic = r.environ.get("STATE_TOPIC", f"{group_id}.order-state").strip() or None
     if state_topic is not None:
         r.check_topic("STATE_TOPIC", state_topic)
         if state_topic in {*input_topics, results_topic, dead_letter_topic}:
@@ -297,11 +302,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             r.problems.append(f"ENGAGE_BASE_URL={base_url!r} must be an http(s) URL")
     api_key = r.required("ENGAGE_API_KEY", "the API key of the Engage connection")
     input_topics = r.topics("INPUT_TOPICS")
-    results_topic, dead_letter_topic, state_topic = _output_topics(r, input_topics)
+    group_id = r.raw("KAFKA_GROUP_ID") or "engage-consumer"
+    results_topic, dead_letter_topic, state_topic = _output_topics(r, input_topics, group_id)
     log_level = r.choice("LOG_LEVEL", _LOG_LEVELS, "INFO")
     settings = Settings(
         kafka_bootstrap_servers=bootstrap,
-        kafka_group_id=r.raw("KAFKA_GROUP_ID") or "engage-consumer",
+        kafka_group_id=group_id,
         kafka_client_id=r.raw("KAFKA_CLIENT_ID") or "engage-consumer",
         kafka_security_protocol=protocol,
         kafka_sasl_mechanism=mechanism,

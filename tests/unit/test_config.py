@@ -88,6 +88,16 @@ def test_output_topics_must_differ_from_inputs() -> None:
         load_settings({**MINIMAL, "RESULTS_TOPIC": "orders"})
 
 
+def test_the_state_topic_is_named_after_the_group_and_empty_turns_it_off() -> None:
+    """Two deployments on one cluster keep their order state apart unless told otherwise."""
+    assert load_settings(MINIMAL).state_topic == "engage-consumer.order-state"
+    assert load_settings(MINIMAL | {"KAFKA_GROUP_ID": "eu"}).state_topic == "eu.order-state"
+    assert load_settings(MINIMAL | {"STATE_TOPIC": "shared.state"}).state_topic == "shared.state"
+    assert load_settings(MINIMAL | {"STATE_TOPIC": ""}).state_topic is None
+    with pytest.raises(ConfigError, match="STATE_TOPIC must be a topic of its own"):
+        load_settings(MINIMAL | {"STATE_TOPIC": "orders"})
+
+
 @pytest.mark.parametrize("value", ["nan", "NaN", "-nan", "inf", "Infinity", "-inf", "1e999"])
 @pytest.mark.parametrize(
     "name", ["EVENT_DEADLINE_SECONDS", "REVISION_WAIT_SECONDS", "DRAIN_TIMEOUT_SECONDS"]
