@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -40,10 +40,10 @@ SELECTOR = {"app.kubernetes.io/name": "engage-consumer", "app.kubernetes.io/inst
 DEPLOYMENT_REF = {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
 
 
-def test_keda_scales_on_consumer_group_lag(render: Render) -> None:
-    """The ScaledObject's Kafka trigger reads the consumer's own group and brokers over SASL_SSL."""
+def test_keda_scales_on_the_backlog_more_replicas_could_speed_up(render: Render) -> None:
+    """The default trigger: KEDA asks Prometheus for the release's engage_consumer_scalable_backlog
+    (0 while the shared budget binds), and a lost target is an error, not zero."""
     manifests = render("all-features")
-    settings = settings_of(manifests)
     scaled = one(manifests, "ScaledObject")
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     assert scaled["spec"] == {
@@ -59,30 +59,62 @@ def test_keda_scales_on_consumer_group_lag(render: Render) -> None:
         },
         "triggers": [
             {
-                "type": "kafka",
+                "type": "prometheus",
                 "metadata": {
-                    "bootstrapServers": settings["KAFKA_BOOTSTRAP_SERVERS"],
-                    "consumerGroup": settings["KAFKA_GROUP_ID"],
-                    "lagThreshold": "500",
-                    "activationLagThreshold": "10",
-                    "offsetResetPolicy": "latest",
-                    "allowIdleConsumers": "false",
-                    "excludePersistentLag": "true",
-                    "sasl": "scram_sha512",
-                    "tls": "enable",
+                    "serverAddress": "http://prometheus-operated.monitoring:9090",
+                    "query": (
+                        "sum(engage_consumer_scalable_backlog"
+                        f'{{namespace="{NAMESPACE}",service="{FULLNAME}"}})'
+                    ),
+                    "threshold": "200",
+                    "activationThreshold": "10",
+                    "ignoreNullValues": "false",
                 },
-                "authenticationRef": {"name": FULLNAME},
             }
         ],
     }
-    assert settings["KAFKA_GROUP_ID"] == "engage-consumer-prod"
+    # The series the query sums is scraped from the Service of that name.
+    assert one(manifests, "Service")["metadata"]["name"] == FULLNAME
+    assert of_kind(manifests, "ServiceMonitor")
     # KEDA owns the replica count: the Deployment must not reset it on every upgrade.
     assert "replicas" not in one(manifests, "Deployment")["spec"]
+    # Prometheus needs no Kafka credentials.
+    assert of_kind(manifests, "TriggerAuthentication") == []
 
 
-def test_keda_authenticates_with_the_consumers_credentials(render: Render) -> None:
-    """KEDA's TriggerAuthentication reads the SASL credentials and CA from the pods' Secrets."""
-    manifests = render("all-features")
+def _with_kafka_trigger(helm: Helm) -> list[dict[str, Any]]:
+    run = helm.template(
+        CHART,
+        values=[CHART / "ci" / "all-features-values.yaml"],
+        set_values=["autoscaling.keda.trigger=kafka"],
+    )
+    assert run.returncode == 0, run.stderr
+    return run.manifests()
+
+
+def test_keda_can_scale_on_consumer_group_lag(helm: Helm) -> None:
+    """The kafka trigger reads the consumer's own group and brokers over SASL_SSL."""
+    manifests = _with_kafka_trigger(helm)
+    settings = settings_of(manifests)
+    assert one(manifests, "ScaledObject")["spec"]["triggers"] == [
+        {
+            "type": "kafka",
+            "metadata": {
+                "bootstrapServers": settings["KAFKA_BOOTSTRAP_SERVERS"],
+                "consumerGroup": settings["KAFKA_GROUP_ID"],
+                "lagThreshold": "500",
+                "activationLagThreshold": "10",
+                "offsetResetPolicy": "latest",
+                "allowIdleConsumers": "false",
+                "excludePersistentLag": "true",
+                "sasl": "scram_sha512",
+                "tls": "enable",
+            },
+            "authenticationRef": {"name": FULLNAME},
+        }
+    ]
+    assert settings["KAFKA_GROUP_ID"] == "engage-consumer-prod"
+    # KEDA's Kafka scaler authenticates with the consumer's SASL credentials and CA.
     auth = one(manifests, "TriggerAuthentication")
     assert auth["metadata"]["name"] == FULLNAME
     secret = one(manifests, "Secret")
@@ -94,6 +126,23 @@ def test_keda_authenticates_with_the_consumers_credentials(render: Render) -> No
         ]
     }
     assert {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= secret["data"].keys()
+
+
+def test_keda_prometheus_query_and_authentication_can_be_given(helm: Helm) -> None:
+    """An operator's own query (another label scheme) and TriggerAuthentication are used as is."""
+    query = 'sum(engage_consumer_scalable_backlog{app="shop"})'
+    run = helm.template(
+        CHART,
+        values=[CHART / "ci" / "all-features-values.yaml"],
+        set_values=[
+            f"autoscaling.keda.prometheus.query={query}",
+            "autoscaling.keda.prometheus.authenticationRef=prometheus-bearer",
+        ],
+    )
+    assert run.returncode == 0, run.stderr
+    trigger = one(run.manifests(), "ScaledObject")["spec"]["triggers"][0]
+    assert trigger["metadata"]["query"] == query
+    assert trigger["authenticationRef"] == {"name": "prometheus-bearer"}
 
 
 def test_keda_with_existing_secret_and_one_topic(render: Render) -> None:
@@ -319,7 +368,7 @@ def test_helm_test_pod_script_passes_only_when_ready(
     ("variant", "replicas_line"),
     [
         ("defaults", "Replicas: 2."),
-        ("all-features", "Replicas: KEDA, 1..12 on consumer-group lag (target 500 per replica)."),
+        ("all-features", "Replicas: KEDA, 1..12 on the scalable backlog (target 200 per replica)."),
         ("existing-secret", "Replicas: HPA, 2..6 on CPU."),
         ("sasl", "Replicas: KEDA, 0..6 on consumer-group lag (target 1000 per replica)."),
     ],

@@ -33,6 +33,19 @@ CASES = [
         id="keda-and-hpa",
     ),
     pytest.param(
+        "sasl",
+        ["autoscaling.keda.trigger=prometheus"],
+        "autoscaling.keda.prometheus.serverAddress is required with autoscaling.keda.trigger "
+        "prometheus",
+        id="keda-prometheus-without-server",
+    ),
+    pytest.param(
+        "all-features",
+        ["autoscaling.keda.trigger=lag"],
+        "at '/autoscaling/keda/trigger': value must be one of 'prometheus', 'kafka'",
+        id="keda-unknown-trigger",
+    ),
+    pytest.param(
         "all-features",
         ["autoscaling.keda.maxReplicaCount=16"],
         "autoscaling.keda.maxReplicaCount (16) exceeds kafka.partitions (12)",

@@ -104,7 +104,6 @@ def test_rendered_objects_pass_the_kubernetes_schemas(render: Render, variant: s
                 "Secret",
                 "Service",
                 "ServiceMonitor",
-                "TriggerAuthentication",
             ],
         ),
         (
@@ -265,6 +264,26 @@ def test_default_settings_are_the_service_defaults(render: Render) -> None:
     from_chart = load_settings({**data, **secrets})
     from_service = load_settings({**{name: data[name] for name in required}, **secrets})
     assert from_chart == from_service
+
+
+@pytest.mark.parametrize(
+    ("assignments", "state_topic"),
+    [
+        ([], "engage-consumer.order-state"),
+        (["kafka.stateTopic=shop.order-state"], "shop.order-state"),
+        (["kafka.keepOrderState=false", "kafka.stateTopic=ignored"], None),
+    ],
+)
+def test_order_state_topic_values(
+    helm: Helm, assignments: list[str], state_topic: str | None
+) -> None:
+    """The state topic follows the group by default, can be named, and can be turned off."""
+    run = helm.template(
+        CHART, values=[CHART / "ci" / "defaults-values.yaml"], set_values=assignments
+    )
+    assert run.returncode == 0, run.stderr
+    data = settings_of(run.manifests())
+    assert load_settings({**data, "ENGAGE_API_KEY": "key"}).state_topic == state_topic
 
 
 class _RecordingEnviron(Mapping[str, str]):

@@ -105,6 +105,15 @@ app.kubernetes.io/component: helm-test
 /etc/engage-consumer/kafka-ca
 {{- end }}
 
+{{/* The query KEDA's prometheus trigger runs: the release's scalable backlog, summed over its pods. */}}
+{{- define "engage-consumer.backlogQuery" -}}
+{{- with .Values.autoscaling.keda.prometheus.query -}}
+{{- . -}}
+{{- else -}}
+sum(engage_consumer_scalable_backlog{namespace="{{ .Release.Namespace }}",service="{{ include "engage-consumer.fullname" . }}"})
+{{- end -}}
+{{- end }}
+
 {{/* KEDA's name for the SASL mechanism (its Kafka scaler's "sasl" parameter). */}}
 {{- define "engage-consumer.kedaSaslMode" -}}
 {{- $modes := dict "PLAIN" "plaintext" "SCRAM-SHA-256" "scram_sha256" "SCRAM-SHA-512" "scram_sha512" }}
@@ -170,6 +179,9 @@ cluster instead of leaving a consumer that crash-loops on its own settings check
 {{- $maxName = "autoscaling.keda.maxReplicaCount" }}
 {{- if gt (int64 $v.autoscaling.keda.minReplicaCount) $max }}
 {{- $problems = append $problems "autoscaling.keda.minReplicaCount exceeds autoscaling.keda.maxReplicaCount" }}
+{{- end }}
+{{- if and (eq $v.autoscaling.keda.trigger "prometheus") (not $v.autoscaling.keda.prometheus.serverAddress) }}
+{{- $problems = append $problems "autoscaling.keda.prometheus.serverAddress is required with autoscaling.keda.trigger prometheus (where KEDA queries engage_consumer_scalable_backlog), or set autoscaling.keda.trigger=kafka to scale on consumer-group lag" }}
 {{- end }}
 {{- else if $v.autoscaling.hpa.enabled }}
 {{- $max = int64 $v.autoscaling.hpa.maxReplicas }}
