@@ -155,7 +155,9 @@ async def test_engage_outage_slowness_and_429s_pause_and_recover(
         # Each phase outlasts the retry backoff's cap (10 s), so calls meet it more than once.
         await sim.set_faults(Faults(outage_seconds=15.0, outage_mode="error"))
         before_outage = (await sim.stats())["actionsAccepted"]
-        await sample_rss(15.0)
+        # The refusing phase starts while the first still runs: no gap between the two in
+        # which calls waiting to retry get through.
+        await sample_rss(14.5)
         await sim.set_faults(Faults(outage_seconds=15.0, outage_mode="refuse"))
         await sample_rss(14.5)  # read the count while the outage still runs
         during_outage = (await sim.stats())["actionsAccepted"] - before_outage

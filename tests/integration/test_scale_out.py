@@ -171,7 +171,7 @@ async def test_a_member_cut_off_from_the_broker_sends_nothing_for_partitions_it_
                 ns.cut()
                 cut_at = (await sim.stats())["uptimeSeconds"]
                 # A takes over once the coordinator drops B; give it time to work on them.
-                await anyio.sleep(session + 10)
+                await anyio.sleep(session + 4)
                 ns.heal()
                 healed_at = (await sim.stats())["uptimeSeconds"]
                 await drained(broker, settings.kafka_group_id, "orders", 300)
