@@ -144,7 +144,7 @@ class FenceView(Protocol):
 
 
 class GateView(Protocol):
-    """The dispatcher's in-flight bounds (``consumer.service.dispatch.CallGate``)."""
+    """The dispatcher's in-flight bounds (``consumer.service.gate.CallGate``)."""
 
     @property
     def in_flight(self) -> int:

@@ -1,7 +1,7 @@
 """The seams of the Engage client: the Protocols other parts plug into it, and do-nothing versions.
 
 The client (``consumer.engage.client``) takes a ``RequestGate`` (in-flight bounds and the rate
-budget; the service's is ``consumer.service.dispatch.CallGate``), an optional ``RequestObserver``
+budget; the service's is ``consumer.service.gate.CallGate``), an optional ``RequestObserver``
 (metrics) and, for its one composed call, a ``StepRunner`` (the retry policy). ``OpenGate`` and
 ``run_once`` are the do-nothing versions for a client used on its own (tests, one-off tools).
 

@@ -5,7 +5,8 @@
 calls onto a bounded number of places and ``call_runner`` carries each out; ``fence`` keeps
 requests of partitions this member may no longer own from going; ``publisher`` writes
 outcomes and dead letters;
-``commits`` commits offsets and makes action intents durable; ``dispatch`` runs one Engage
+``commits`` commits offsets and makes action intents durable; ``gate`` is what every Engage
+request waits for (a rate token, an in-flight place); ``dispatch`` runs one Engage
 operation under the gate, the rate budget and retries; ``pending`` holds the values one event
 carries through, ``seams`` the Protocols the parts meet at; ``wiring`` derives each part's
 small settings from the one ``Settings``.
@@ -14,12 +15,12 @@ The one place that knows every other part; nothing outside imports from here but
 """
 
 from consumer.service.dispatch import (
-    CallGate,
     Dispatcher,
     DispatchResult,
     DispatchSettings,
     open_dispatcher,
 )
+from consumer.service.gate import CallGate
 from consumer.service.pipeline import PipelineSettings
 from consumer.service.runner import Service, serve
 from consumer.service.wiring import (

@@ -21,7 +21,8 @@ from consumer.engage import EngageClient, EngageClientSettings
 from consumer.errors import EngageRetriable, SendRefused
 from consumer.ratebudget import RateBudget, RateBudgetSettings
 from consumer.retry import RetryPolicy
-from consumer.service.dispatch import CallGate, Dispatcher, DispatchResult, DispatchSettings
+from consumer.service.dispatch import Dispatcher, DispatchResult, DispatchSettings
+from consumer.service.gate import CallGate
 
 BASE = "http://engage.test"
 KEY = "unit-test-key-123"
