@@ -14,6 +14,7 @@ the same thing again can help (``retriable``); only the runner decides what to d
     └── EngageError                 a call to Engage did not end in "accepted"
         ├── EngageRejected          Engage said no: 400, 404, 409, 422 (not retriable)
         ├── EngageRetriable         429, 5xx, refused connection, timeout before sending
+        │   └── EngageKeyRefused    401, 403: the API key, not the request (waits for a key)
         ├── EngageAmbiguous         the request may have reached Engage: outcome unknown
         └── JobFailed               the asynchronous write job ended in failure
 """
@@ -91,6 +92,14 @@ class EngageRetriable(EngageError):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status=status, body=body)
+
+
+class EngageKeyRefused(EngageRetriable):
+    """Engage refused the API key (401, 403): nothing took effect; the service cannot work.
+
+    Not the event's fault, so never its outcome: the request waits for a key Engage accepts
+    (``consumer.credentials``) and is sent again then.
+    """
 
 
 class EngageAmbiguous(EngageError):

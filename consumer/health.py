@@ -96,8 +96,13 @@ def judge_liveness(
     return Verdict(ok=True, body={"status": "alive", "phase": "running", **body})
 
 
-def judge_readiness(group: GroupState, *, draining: bool) -> Verdict:
+def judge_readiness(
+    group: GroupState, *, draining: bool, engage_key_refused: bool = False
+) -> Verdict:
     """Ready when started, not draining, the coordinator is known, and we are a member.
+
+    Never ready while Engage refuses the API key: the rollout that brought a bad secret halts
+    before it replaces the pods that still work.
 
     A member with partitions is ready even while a rebalance is under way (it still owns and
     finishes them). An idle member (joined, nothing assigned: more members than partitions) is
@@ -111,20 +116,26 @@ def judge_readiness(group: GroupState, *, draining: bool) -> Verdict:
         "rejoining": group.rejoining,
     }
 
-    def no(reason: str) -> Verdict:
+    reason = _not_ready_because(group, draining=draining, engage_key_refused=engage_key_refused)
+    if reason is not None:
         return Verdict(ok=False, body={"status": "not_ready", "reason": reason, **body})
+    return Verdict(ok=True, body={"status": "ready", "idle": not group.assigned, **body})
 
+
+def _not_ready_because(
+    group: GroupState, *, draining: bool, engage_key_refused: bool
+) -> str | None:
     if not group.started:
-        return no("kafka consumer not started")
+        return "kafka consumer not started"
     if draining:
-        return no("draining")
+        return "draining"
+    if engage_key_refused:
+        return "Engage refuses the API key (ENGAGE_API_KEY): every event waits"
     if not group.coordinator_known:
-        return no("group coordinator unknown")
-    if group.assigned:
-        return Verdict(ok=True, body={"status": "ready", "idle": False, **body})
-    if group.member:
-        return Verdict(ok=True, body={"status": "ready", "idle": True, **body})
-    return no("joining the group")
+        return "group coordinator unknown"
+    if group.assigned or group.member:
+        return None
+    return "joining the group"
 
 
 def group_state(consumer: AIOKafkaConsumer | None) -> GroupState:
@@ -167,6 +178,11 @@ class ProbedService(Protocol):
         """The Kafka consumer, once made."""
         ...
 
+    @property
+    def engage_key_refused(self) -> bool:
+        """Engage refuses the API key (401/403) and has not accepted it since."""
+        ...
+
 
 class Probe:
     """Turns the service's state into the two verdicts, at request time."""
@@ -195,7 +211,9 @@ class Probe:
     def readiness(self) -> Verdict:
         """/readyz."""
         return judge_readiness(
-            group_state(self.service.consumer), draining=self.service.stopping.is_set()
+            group_state(self.service.consumer),
+            draining=self.service.stopping.is_set(),
+            engage_key_refused=self.service.engage_key_refused,
         )
 
 

@@ -18,7 +18,7 @@ event types, statuses, endpoints, reasons, partitions): never an order id, a URL
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,18 +32,12 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from consumer.errors import EngageAmbiguous, EngageError
-from consumer.retry import Retrier
-
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from aiokafka.structs import TopicPartition
 
-    from consumer.retry import RetryPolicy
     from consumer.types import TP
-
-_T = TypeVar("_T")
 
 PREFIX: Final = "engage_consumer_"
 
@@ -143,8 +137,31 @@ class FenceView(Protocol):
         ...
 
 
+class CredentialsView(Protocol):
+    """Whether Engage accepts the API key (``consumer.credentials.CredentialsGate``)."""
+
+    @property
+    def refused(self) -> bool:
+        """Engage refused the key and has not accepted it since."""
+        ...
+
+    @property
+    def refusals(self) -> int:
+        """401/403 answers so far."""
+        ...
+
+    def held_seconds(self) -> float:
+        """Seconds every request was held for a refused key, so far."""
+        ...
+
+
 class GateView(Protocol):
     """The dispatcher's in-flight bounds (``consumer.service.gate.CallGate``)."""
+
+    @property
+    def credentials(self) -> CredentialsView:
+        """Whether Engage accepts the API key."""
+        ...
 
     @property
     def in_flight(self) -> int:
@@ -331,52 +348,6 @@ def endpoint_of(*, method: str, kind: str, url: str) -> str:
     return "orders_write"
 
 
-def retry_reason(exc: EngageError) -> str:
-    """A short, bounded word for why an attempt failed, for the ``retries`` counter."""
-    if isinstance(exc, EngageAmbiguous):
-        return "ambiguous"
-    if exc.status == 429:
-        return "throttled"
-    if exc.status is not None and exc.status >= 500:
-        return "server_error"
-    if exc.status is None:
-        return "not_sent"
-    return "other"
-
-
-class CountingRetrier(Retrier):
-    """A ``Retrier`` that reports every retry it makes, with the reason of the failure before.
-
-    A failure is counted only when the next attempt actually starts, so giving up (deadline,
-    attempts, an error not worth retrying) is never counted as a retry.
-    """
-
-    def __init__(
-        self,
-        policy: RetryPolicy,
-        *,
-        on_retry: Callable[[str], None],
-        **options: Any,  # noqa: ANN401 - passed through to Retrier unchanged
-    ) -> None:
-        super().__init__(policy, **options)
-        self._on_retry = on_retry
-
-    async def __call__(self, step: Callable[[], Awaitable[_T]], /) -> _T:
-        """Run ``step`` under the policy, counting each retry."""
-        failed: list[str] = []
-
-        async def counted() -> _T:
-            if failed:
-                self._on_retry(failed.pop())
-            try:
-                return await step()
-            except EngageError as exc:
-                failed.append(retry_reason(exc))
-                raise
-
-        return await super().__call__(counted)
-
-
 class _StateCollector:
     """Reads the live values at scrape time: the hot path keeps no copies of them."""
 
@@ -416,6 +387,23 @@ class _StateCollector:
             "engage_calls_in_flight", "Engage writes, actions and reads running.", gate.in_flight
         )
         yield _gauge("engage_polls_in_flight", "Engage job polls running.", gate.polls_in_flight)
+        credentials = gate.credentials
+        yield _gauge(
+            "engage_api_key_refused",
+            "1 while Engage refuses ENGAGE_API_KEY (401/403): every event waits, partitions are "
+            "paused, readiness fails; the key is tried again with backoff.",
+            float(credentials.refused),
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}engage_api_key_refusals",
+            "401/403 answers from Engage (the API key refused).",
+            value=credentials.refusals,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}engage_api_key_refused_seconds",
+            "Seconds every Engage request was held for a refused API key.",
+            value=credentials.held_seconds(),
+        )
         budget = gate.budget
         yield _gauge(
             "rate_budget_requests_per_second",

@@ -6,9 +6,14 @@ in waves), a ``Retry-After`` from Engage winning over our own guess, a bound on 
 deadline it never sleeps past: a retry that could only start after the event's deadline is not
 made, so the outcome is reported while it still matters.
 
+``CountingRetrier`` is a ``Retrier`` that tells a hook (the metrics) why each retry was made.
+
 ``Retrier`` applies a policy to one step of one operation (a ``StepRunner`` for
 the Engage client): it retries ``EngageRetriable`` always, ``EngageAmbiguous`` only when the step is
-safe to repeat, and remembers how many attempts it made and why it stopped.
+safe to repeat, and remembers how many attempts it made and why it stopped. With
+``hold_on_refused_key``, a refused API key (``EngageKeyRefused``) is neither an attempt nor a
+reason to sleep: the step goes again at once and waits where the service holds every request
+until Engage accepts the key (``consumer.credentials``).
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
-from consumer.errors import EngageAmbiguous, EngageRetriable
+from consumer.errors import EngageAmbiguous, EngageError, EngageKeyRefused, EngageRetriable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -83,6 +88,7 @@ class Retrier:
         *,
         deadline: float,
         retry_ambiguous: bool,
+        hold_on_refused_key: bool = False,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -90,6 +96,7 @@ class Retrier:
         self.policy = policy
         self.deadline = deadline
         self.retry_ambiguous = retry_ambiguous
+        self.hold_on_refused_key = hold_on_refused_key
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._clock = clock
         self._sleep = sleep
@@ -104,6 +111,13 @@ class Retrier:
             self.attempts += 1
             try:
                 return await step()
+            except EngageKeyRefused:
+                if not self.hold_on_refused_key:
+                    raise
+                # Not the step's failure: the next try waits for a key Engage accepts.
+                attempt -= 1
+                self.attempts -= 1
+                continue
             except EngageRetriable as exc:
                 retry_after = exc.retry_after
                 error: Exception = exc
@@ -122,3 +136,51 @@ class Retrier:
                 self.gave_up = delay
                 raise error
             await self._sleep(delay)
+
+
+def retry_reason(exc: EngageError) -> str:
+    """A short, bounded word for why an attempt failed, for the ``retries`` counter."""
+    if isinstance(exc, EngageAmbiguous):
+        return "ambiguous"
+    if isinstance(exc, EngageKeyRefused):
+        return "key_refused"
+    if exc.status == 429:
+        return "throttled"
+    if exc.status is not None and exc.status >= 500:
+        return "server_error"
+    if exc.status is None:
+        return "not_sent"
+    return "other"
+
+
+class CountingRetrier(Retrier):
+    """A ``Retrier`` that reports every retry it makes, with the reason of the failure before.
+
+    A failure is counted only when the next attempt actually starts, so giving up (deadline,
+    attempts, an error not worth retrying) is never counted as a retry.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        on_retry: Callable[[str], None],
+        **options: Any,  # noqa: ANN401 - passed through to Retrier unchanged
+    ) -> None:
+        super().__init__(policy, **options)
+        self._on_retry = on_retry
+
+    async def __call__(self, step: Callable[[], Awaitable[_T]], /) -> _T:
+        """Run ``step`` under the policy, counting each retry."""
+        failed: list[str] = []
+
+        async def counted() -> _T:
+            if failed:
+                self._on_retry(failed.pop())
+            try:
+                return await step()
+            except EngageError as exc:
+                failed.append(retry_reason(exc))
+                raise
+
+        return await super().__call__(counted)

@@ -4,6 +4,8 @@ Every failure becomes one class of ``consumer.errors``, chosen by one question: 
 have taken effect in Engage?
 
 - no, and Engage said why (400, 404, 409, 422): ``EngageRejected``;
+- no, because Engage refused the API key (401, 403): ``EngageKeyRefused``, which says nothing
+  about the request and is sent again once the key works;
 - no, and trying again later can work (429, 5xx; the connection never opened, or we were still
   waiting for a pooled one): ``EngageRetriable``, with the ``Retry-After`` it may carry;
 - maybe (read timeout, connection lost after sending; for an action also a gateway's 502/504):
@@ -19,7 +21,13 @@ from typing import Final
 import httpx
 
 from consumer.engage import wire as engage_wire
-from consumer.errors import EngageAmbiguous, EngageError, EngageRejected, EngageRetriable
+from consumer.errors import (
+    EngageAmbiguous,
+    EngageError,
+    EngageKeyRefused,
+    EngageRejected,
+    EngageRetriable,
+)
 
 BODY_LIMIT: Final = 2000  # characters of an error body kept on an exception
 MAX_RETRY_AFTER: Final = 3600.0  # a broken header must not park the service for days
@@ -87,6 +95,8 @@ def status_error(
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status in ambiguous:
         return EngageAmbiguous(what, status=status, body=body)
+    if status in (401, 403):
+        return EngageKeyRefused(what, status=status, body=body)
     if status == 429 or status >= 500:
         return EngageRetriable(what, status=status, body=body, retry_after=retry_after)
     if 400 <= status < 500:

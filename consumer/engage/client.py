@@ -92,8 +92,9 @@ class _ApiKeyAuth(httpx.Auth):
 class EngageClient:
     """One Engage tenant and API key over one pooled ``httpx.AsyncClient``.
 
-    Deadlines are ``time.monotonic()`` seconds. Reads (job polls, GET order) are cut at the
-    deadline; writes and actions are not, because cutting them makes their outcome ambiguous.
+    Deadlines are seconds of ``clock`` (monotonic; the service's stands still while Engage
+    refuses the API key). Reads (job polls, GET order) are cut at the deadline; writes and
+    actions are not, because cutting them makes their outcome ambiguous.
     """
 
     def __init__(
@@ -104,8 +105,10 @@ class EngageClient:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         observer: RequestObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._gate: RequestGate = gate or OpenGate()
         self._observer = observer
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -184,9 +187,9 @@ class EngageClient:
         gate = self._gate
         async with gate.slot(
             kind, deadline=deadline, before_send=before_send, guard=guard, finishing=finishing
-        ):
+        ) as admitted:
             if cut_at_deadline and deadline is not None:
-                remaining = max(deadline - time.monotonic(), 0.001)
+                remaining = max(deadline - self._clock(), 0.001)
                 timeout = httpx.Timeout(
                     connect=min(self._timeout.connect or remaining, remaining),
                     read=min(self._timeout.read or remaining, remaining),
@@ -198,6 +201,7 @@ class EngageClient:
             try:
                 response = await self._http.request(method, url, content=content, timeout=timeout)
                 answer = str(response.status_code)
+                admitted.answered(response.status_code)
             except httpx.TransportError as exc:
                 answer = type(exc).__name__
                 raise transport_error(method, httpx.URL(url).path, exc) from exc
@@ -320,7 +324,7 @@ class EngageClient:
         last_status: int | None = None
         last_reason: str | None = None
         while True:
-            now = time.monotonic()
+            now = self._clock()
             if now >= deadline:
                 return JobResult(
                     state="timed_out", http_status=last_status, reason=last_reason, polls=polls
@@ -449,7 +453,7 @@ class EngageClient:
         job = await retry(write_step)
         poll_deadline = deadline
         if job_timeout is not None:
-            poll_deadline = min(deadline, time.monotonic() + job_timeout)
+            poll_deadline = min(deadline, self._clock() + job_timeout)
         result = await self.poll_job(
             job, deadline=poll_deadline, meter=meter, wait=wait, guard=guard
         )
@@ -522,9 +526,10 @@ async def open_engage_client(
     gate: RequestGate | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     observer: RequestObserver | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[EngageClient]:
     """Open an ``EngageClient`` and close its connections on the way out."""
-    client = EngageClient(settings, gate=gate, transport=transport, observer=observer)
+    client = EngageClient(settings, gate=gate, transport=transport, observer=observer, clock=clock)
     try:
         yield client
     finally:

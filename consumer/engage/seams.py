@@ -49,6 +49,14 @@ class SendGuard(Protocol):
         ...
 
 
+class RequestPass(Protocol):
+    """A request's way through the gate, told how Engage answered (the service watches 401/403)."""
+
+    def answered(self, status: int) -> None:
+        """Engage answered the request with HTTP ``status``."""
+        ...
+
+
 class RequestGate(Protocol):
     """What every request passes through before it is sent (bounds and rate budget)."""
 
@@ -60,8 +68,10 @@ class RequestGate(Protocol):
         before_send: BeforeSend | None = None,
         guard: SendGuard | None = None,
         finishing: bool = False,
-    ) -> AbstractAsyncContextManager[None]:
+    ) -> AbstractAsyncContextManager[RequestPass]:
         """Spend one rate token and hold one in-flight place of ``kind``; give up at ``deadline``.
+
+        The pass it yields is told Engage's answer (``answered``) before the slot is left.
 
         ``guard`` and then ``before_send`` run once the token is spent and before the place is
         taken (so the place is held only while the request is on the wire); if either raises,
@@ -76,6 +86,11 @@ class RequestGate(Protocol):
         ...
 
 
+class _NoticeNothing:
+    def answered(self, status: int) -> None:
+        """Nobody watches the answers of a lone client."""
+
+
 class OpenGate:
     """A gate that never waits: for a client used on its own (tests, one-off tools)."""
 
@@ -88,13 +103,13 @@ class OpenGate:
         before_send: BeforeSend | None = None,
         guard: SendGuard | None = None,
         finishing: bool = False,
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[RequestPass]:
         """Let the request through at once (after ``guard`` and ``before_send``)."""
         if guard is not None and not guard.ready(finishing=finishing):
             await guard.wait(finishing=finishing)
         if before_send is not None:
             await before_send()
-        yield
+        yield _NoticeNothing()
 
     def throttled(self, retry_after: float | None) -> None:
         """Ignore throttling: a lone client leaves back-off to its caller."""

@@ -96,7 +96,8 @@ def job_state(status: int, body: Any) -> JobState:  # noqa: ANN401
 
     Documented: 302 means done; an error status means failed, with a body that says why.
     (undocumented) 202, or 200 with a status word that is not final, means still running.
-    429 and 5xx are Engage's own trouble answering, not the job's: poll again (``transient``).
+    429 and 5xx are Engage's own trouble answering, 401/403 a refused API key, not the job's:
+    poll again (``transient``).
     """
     if status in (301, 302, 303, 307, 308):
         return JobState(state="done")
@@ -105,7 +106,8 @@ def job_state(status: int, body: Any) -> JobState:  # noqa: ANN401
         # A body that says the job failed is believed whatever the status, 500 included: a job
         # whose processing crashed is a failed job, not a poll to repeat.
         return JobState(state="failed", reason=reason_text(body) or word)
-    if status == 429 or status >= 500:
+    if status in (401, 403, 429) or status >= 500:
+        # 401/403: Engage refused the API key, not the job; the poll goes again once it works.
         return JobState(state="transient", reason=reason_text(body) or f"HTTP {status}")
     if status >= 400:
         return JobState(state="failed", reason=reason_text(body) or f"HTTP {status}")

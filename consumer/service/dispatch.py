@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from consumer.credentials import CredentialsGate
 from consumer.engage import Meter, action_rejection_reason, open_engage_client
 from consumer.errors import (
     EngageAmbiguous,
@@ -36,9 +37,8 @@ from consumer.errors import (
     EngageRejected,
     EngageRetriable,
 )
-from consumer.metrics import CountingRetrier
 from consumer.ratebudget import RateBudget, RateBudgetSettings
-from consumer.retry import Retrier, RetryPolicy
+from consumer.retry import CountingRetrier, Retrier, RetryPolicy
 from consumer.service.gate import CallGate
 
 if TYPE_CHECKING:
@@ -134,6 +134,8 @@ class Dispatcher:
             on_retry=self._on_retry,
             deadline=deadline,
             retry_ambiguous=retry_ambiguous,
+            # The gate holds every request while Engage refuses the key: not an attempt.
+            hold_on_refused_key=True,
             rng=self._rng,
             clock=self._clock,
             sleep=self._sleep,
@@ -425,20 +427,32 @@ async def open_dispatcher(
     settings: DispatchSettings,
     *,
     budget: RateBudget | None = None,
+    credentials: CredentialsGate | None = None,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Dispatcher]:
     """Open an Engage client wired to a gate, and a dispatcher over them; close on exit.
 
-    ``metrics`` is told about every request and every retry.
+    ``metrics`` is told about every request and every retry. Deadlines are seconds of the
+    credentials gate's deadline clock, which stands still while Engage refuses the key.
     """
+    credentials = credentials or CredentialsGate()
+    clock = credentials.deadline_clock
     gate = CallGate(
         max_in_flight=settings.max_in_flight,
         max_polls_in_flight=settings.max_polls_in_flight,
         budget=budget or RateBudget(settings.budget),
+        credentials=credentials,
+        clock=clock,
     )
-    async with open_engage_client(client_settings, gate=gate, observer=metrics) as client:
+    async with open_engage_client(
+        client_settings, gate=gate, observer=metrics, clock=clock
+    ) as client:
         yield Dispatcher(
-            client, gate, settings, on_retry=metrics.retried if metrics is not None else None
+            client,
+            gate,
+            settings,
+            clock=clock,
+            on_retry=metrics.retried if metrics is not None else None,
         )
 
 

@@ -1,23 +1,26 @@
-"""What every Engage request waits for before it is sent: a rate token and an in-flight place.
+"""What every Engage request waits for before it is sent: the key, a rate token, a place.
 
-``CallGate`` holds the dispatcher's two in-flight bounds — one ``CapacityLimiter`` for writes,
-actions and reads, a separate smaller one for job polls — and the API key's ``RateBudget``.
-Nothing else is waited for: no lock around any call, so orders stay independent.
+``CallGate`` holds the ``CredentialsGate`` (every request waits there while Engage refuses the
+API key, and one at a time probes it), the dispatcher's two in-flight bounds — one
+``CapacityLimiter`` for writes, actions and reads, a separate smaller one for job polls — and
+the API key's ``RateBudget``. Nothing else is waited for: no lock around any call, so orders
+stay independent.
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
+from consumer.credentials import CredentialsGate
 from consumer.errors import EngageRetriable, SendRefused
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    from consumer.credentials import Pass
     from consumer.engage import BeforeSend, CallKind, SendGuard
     from consumer.ratebudget import RateBudget
 
@@ -31,12 +34,15 @@ class CallGate:
         max_in_flight: int,
         max_polls_in_flight: int,
         budget: RateBudget,
-        clock: Callable[[], float] = time.monotonic,
+        credentials: CredentialsGate | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.budget = budget
+        #: whether Engage accepts the API key (its deadline clock is this gate's clock)
+        self.credentials = credentials or CredentialsGate()
         self._calls = anyio.CapacityLimiter(max_in_flight)
         self._polls = anyio.CapacityLimiter(max_polls_in_flight)
-        self._clock = clock
+        self._clock = clock or self.credentials.deadline_clock
 
     @property
     def in_flight(self) -> int:
@@ -57,8 +63,12 @@ class CallGate:
         before_send: BeforeSend | None = None,
         guard: SendGuard | None = None,
         finishing: bool = False,
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[Pass]:
         """Spend one rate token and hold a place of ``kind``; give up when ``deadline`` passes.
+
+        First of all, the API key: while Engage refuses it the request waits (its deadline
+        does not run meanwhile: the gate's clock stands still) unless it is the one probe let
+        through. The pass it yields must be told Engage's answer.
 
         The token comes first; ``guard`` (the fence: may this partition still send?) and
         ``before_send`` (an action's intent commit, a Kafka round trip) run before the place
@@ -70,6 +80,32 @@ class CallGate:
         # A fresh borrower per request: one task may run several operations over its life, and
         # the limiter must count requests, not tasks.
         borrower = object()
+        admitted = self.credentials.admit_nowait() or await self.credentials.admit()
+        try:
+            async with self._place(
+                limiter,
+                borrower,
+                deadline=deadline,
+                before_send=before_send,
+                guard=guard,
+                finishing=finishing,
+            ):
+                yield admitted
+        finally:
+            admitted.close()
+
+    @asynccontextmanager
+    async def _place(
+        self,
+        limiter: anyio.CapacityLimiter,
+        borrower: object,
+        *,
+        deadline: float | None,
+        before_send: BeforeSend | None,
+        guard: SendGuard | None,
+        finishing: bool,
+    ) -> AsyncIterator[None]:
+        """The token, the guard, ``before_send`` and the place (see ``slot``)."""
         if deadline is not None and deadline <= self._clock():
             raise EngageRetriable("deadline passed before the request could be sent")
         # The common case, a token and a place free and nothing to wait for, takes both

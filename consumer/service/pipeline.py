@@ -80,8 +80,14 @@ class Pipeline:
         fence: Fence | None = None,
         state: StateStore | None = None,
         clock: Callable[[], float] = time.monotonic,
+        deadline_clock: Callable[[], float] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        """Wire the parts; the two clocks differ only while Engage refuses the API key.
+
+        ``clock`` times events (their outcomes' durations); ``deadline_clock`` (default:
+        ``clock``) runs their deadlines, and stands still while the key is refused.
+        """
         self.settings = settings
         #: which partitions may still send (None: all, always; a lone pipeline in unit tests)
         self.fence = fence
@@ -91,6 +97,7 @@ class Pipeline:
         self.tracker = tracker
         self.intents = intents
         self.clock = clock
+        self.deadline_clock = deadline_clock or clock
         #: what happened so far (``finished``, ``outcomes``, ``invalid``, ...), for tests and logs
         self.counts: Counter[str] = Counter()
         #: events taken in and not yet acknowledged, per partition (for revoke and drain)
@@ -119,7 +126,7 @@ class Pipeline:
             refused=self._call_refused,
             event_deadline=settings.event_deadline_seconds,
             read_every_tag=settings.read_every_tag,
-            clock=clock,
+            clock=self.deadline_clock,
             intents=intents,
             fence=fence,
             state=state,
@@ -167,13 +174,12 @@ class Pipeline:
             if not self.settings.retry_ambiguous_actions:
                 self._report_interrupted(event, tp, received_at)
                 return
-        now = self.clock()
         pending = Pending(
             event=event,
             tp=tp,
             received_at=received_at,
-            started=now,
-            deadline=now + self.settings.event_deadline_seconds,
+            started=self.clock(),
+            deadline=self.deadline_clock() + self.settings.event_deadline_seconds,
             ops_left=0,
             operation="action",
         )
@@ -187,13 +193,12 @@ class Pipeline:
     def _report_interrupted(self, event: OrderEvent, tp: TP, received_at: datetime) -> None:
         """Answer an event whose action may already have reached Engage, without resending it."""
         self.counts["interrupted"] += 1
-        now = self.clock()
         pending = Pending(
             event=event,
             tp=tp,
             received_at=received_at,
-            started=now,
-            deadline=now,
+            started=self.clock(),
+            deadline=self.deadline_clock(),
             ops_left=0,
             operation="action",
             action=getattr(event.data, "action", None),

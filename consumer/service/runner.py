@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from consumer.credentials import CredentialsGate
 from consumer.errors import ConfigError
 from consumer.kafka import (
     GroupOffsets,
@@ -74,14 +75,19 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tracker = OffsetTracker()
+        #: whether Engage accepts the API key; its deadline clock stands still while it does not
+        self.credentials = CredentialsGate(on_change=self._key_changed)
         self.book: OrderBook[OpRef] = OrderBook(
             max_tracked=settings.max_tracked_orders,
-            clock=time.monotonic,
+            clock=self.credentials.deadline_clock,
             revision_wait=settings.revision_wait_seconds,
             record_changes=settings.state_topic is not None,
         )
         self.assigned: set[TP] = set()
+        #: intake paused: too many events in progress
         self.paused = False
+        #: intake paused: Engage refuses the API key
+        self.held_for_key = False
         self.stopping = anyio.Event()
         self.metrics = Metrics()
         self._consumer: AIOKafkaConsumer | None = None
@@ -105,6 +111,26 @@ class Service:
     def consumer(self) -> AIOKafkaConsumer | None:
         """The Kafka consumer once ``run`` made it (the readiness probe reads its group state)."""
         return self._consumer
+
+    @property
+    def engage_key_refused(self) -> bool:
+        """Engage refuses the API key (401/403) and has not accepted it since (readiness)."""
+        return self.credentials.refused
+
+    def _key_changed(self, status: int | None) -> None:
+        """The credentials gate locked (``status``: Engage's 401/403) or opened (``None``)."""
+        if status is not None:
+            log.error(
+                "Engage refused the API key: check ENGAGE_API_KEY",
+                status=status,
+                then="every event waits (partitions paused, nothing committed past them, "
+                "readiness 503); the key is tried again with backoff",
+            )
+        else:
+            log.info(
+                "Engage accepts the API key again: resuming",
+                held_seconds=round(self.credentials.held_seconds(), 1),
+            )
 
     @property
     def commits(self) -> int:
@@ -135,7 +161,7 @@ class Service:
         try:
             await self._take_over(assigned)
         finally:
-            if consumer is not None and assigned and not self.paused:
+            if consumer is not None and assigned and not (self.paused or self.held_for_key):
                 resume(consumer, assigned)
 
     async def _take_over(self, assigned: set[TP]) -> None:
@@ -262,6 +288,7 @@ class Service:
                 for record in records:
                     if (record.topic, record.partition) in self.assigned:
                         pipeline.take(record)
+            self._hold_for_key(consumer)
             buffered = pipeline.in_progress()
             if buffered >= limit:
                 consumer.pause(*consumer.assignment())
@@ -269,9 +296,21 @@ class Service:
                     log.info("paused: too many events in progress", buffered=buffered)
                 self.paused = True
             elif self.paused and buffered <= limit // 2:
-                consumer.resume(*consumer.assignment())
+                if not self.held_for_key:
+                    consumer.resume(*consumer.assignment())
                 self.paused = False
                 log.info("resumed", buffered=buffered)
+
+    def _hold_for_key(self, consumer: AIOKafkaConsumer) -> None:
+        """Take nothing more in while Engage refuses the key; take in again once it accepts."""
+        refused = self.credentials.refused
+        if refused and not self.held_for_key:
+            consumer.pause(*consumer.assignment())
+            self.held_for_key = True
+        elif not refused and self.held_for_key:
+            self.held_for_key = False
+            if not self.paused:
+                consumer.resume(*consumer.assignment())
 
     async def _commit_loop(self) -> None:
         while True:
@@ -351,6 +390,7 @@ class Service:
                 open_dispatcher(
                     engage_client_settings(settings),
                     dispatch_settings(settings),
+                    credentials=self.credentials,
                     metrics=self.metrics,
                 ) as dispatcher,
                 anyio.create_task_group() as work,
@@ -366,6 +406,7 @@ class Service:
                     intents=intents if settings.action_intents else None,
                     fence=self.fence,
                     state=self._state,
+                    deadline_clock=self.credentials.deadline_clock,
                     metrics=self.metrics,
                 )
                 self._pipeline = pipeline
@@ -415,7 +456,11 @@ class Service:
             in_progress=pipeline.in_progress(),
         )
         with anyio.move_on_after(self.settings.drain_timeout_seconds):
-            while pipeline.calls_running() or pipeline.publishing():  # noqa: ASYNC110
+            # Calls held for a refused API key cannot finish: no point waiting for them (their
+            # events stay uncommitted, and the next owner does them).
+            while (  # noqa: ASYNC110
+                pipeline.calls_running() and not self.credentials.refused
+            ) or pipeline.publishing():
                 await anyio.sleep(0.02)
         await self.commit_now()
         if pipeline.calls_running():

@@ -249,7 +249,8 @@ async def test_throttling_shows_in_429s_retries_and_the_budget(
 async def test_metrics_and_probes_never_show_the_api_key(
     kafka_broker: KafkaBroker, engage_sim_factory: EngageSimFactory, new_topic: TopicFactory
 ) -> None:
-    """A key Engage refuses: its 401s are counted, and the key appears in no response body."""
+    """A key Engage refuses: its 401s are counted, readiness fails naming the setting, and the
+    key appears in no response body."""
     sim = await engage_sim_factory()
     canary = "canary-apikey-6f1d2c9e"
     topics = await make_topics(new_topic, partitions=1)
@@ -261,10 +262,17 @@ async def test_metrics_and_probes_never_show_the_api_key(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             await until_ready(client)
             await produce(kafka_broker, topics.inputs[0], as_records(events))
-            await wait_for(service, finished=len(events))
+            # Nothing finishes while the key is refused: wait for the refusal to show instead.
+            with anyio.fail_after(30):
+                while (await client.get("/readyz")).status_code != 503:
+                    await anyio.sleep(0.05)
             samples, text = await scrape(client)
-            bodies = [text, (await client.get("/livez")).text, (await client.get("/readyz")).text]
+            ready = await client.get("/readyz")
+            bodies = [text, (await client.get("/livez")).text, ready.text]
+            assert service.count("finished") == 0
     assert total(samples, "engage_consumer_engage_requests_total", status="401") > 0
+    assert total(samples, "engage_consumer_engage_api_key_refused") == 1.0
+    assert "ENGAGE_API_KEY" in ready.json()["reason"]
     assert [canary in body for body in bodies] == [False, False, False]
     assert [sim.api_key in body for body in bodies] == [False, False, False]
 

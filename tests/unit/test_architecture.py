@@ -22,10 +22,12 @@ PACKAGE = ROOT / "consumer"
 #: ``consumer.types`` and ``consumer.errors`` are open to all.
 FOLDERS: dict[str, set[str]] = {
     "consumer.orders": set(),
+    "consumer.config": {"consumer.events"},
     "consumer.engage": {"consumer.config", "consumer.polling"},
     "consumer.kafka": {"consumer.config", "consumer.offsets"},
     "consumer.service": {
         "consumer.config",
+        "consumer.credentials",
         "consumer.engage",
         "consumer.events",
         "consumer.health",

@@ -66,6 +66,9 @@ def test_liveness_ignores_the_loop_before_start_and_while_draining() -> None:
 MEMBER = GroupState(
     started=True, coordinator_known=True, generation=3, member=True, rejoining=False
 )
+ASSIGNED = GroupState(
+    started=True, coordinator_known=True, generation=3, member=True, assigned=(("in", 0),)
+)
 
 
 def test_readiness_with_partitions() -> None:
@@ -125,6 +128,15 @@ def test_not_ready(group: GroupState, draining: bool, reason: str) -> None:
         "not_ready",
         reason,
     )
+
+
+def test_not_ready_while_engage_refuses_the_api_key() -> None:
+    """A member holding partitions is not ready while every event waits for a working key:
+    the rollout that brought a bad secret halts, and the reason names the setting."""
+    verdict = judge_readiness(ASSIGNED, draining=False, engage_key_refused=True)
+    assert not verdict.ok
+    assert "ENGAGE_API_KEY" in verdict.body["reason"]
+    assert judge_readiness(ASSIGNED, draining=False, engage_key_refused=False).ok
 
 
 def test_member_with_partitions_stays_ready_during_a_rebalance() -> None:
@@ -216,6 +228,7 @@ class FakeService:
     stopping: anyio.Event = field(default_factory=anyio.Event)
     commit_loop_at: float | None = None
     consumer: AIOKafkaConsumer | None = None
+    engage_key_refused: bool = False
 
 
 class Clock:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 
 import pytest
 from aiokafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.errors import EngageAmbiguous, EngageError, EngageRejected, EngageRetriable
-from consumer.metrics import (
-    ENDPOINTS,
-    PREFIX,
-    CountingRetrier,
-    Metrics,
-    endpoint_of,
-    retry_reason,
-)
-from consumer.retry import RetryPolicy
+from consumer.metrics import ENDPOINTS, PREFIX, Metrics, endpoint_of
 
 
 @dataclass
@@ -71,10 +61,21 @@ class FakeBudget:
 
 
 @dataclass
+class FakeCredentials:
+    refused: bool = False
+    refusals: int = 0
+    held: float = 0.0
+
+    def held_seconds(self) -> float:
+        return self.held
+
+
+@dataclass
 class FakeGate:
     in_flight: int = 0
     polls_in_flight: int = 0
     budget: FakeBudget = field(default_factory=FakeBudget)
+    credentials: FakeCredentials = field(default_factory=FakeCredentials)
 
 
 @dataclass
@@ -163,83 +164,6 @@ def test_endpoint_of_names_every_call(method: str, kind: str, url: str, endpoint
     """Each request the client sends maps to one of the five endpoint labels."""
     assert endpoint_of(method=method, kind=kind, url=url) == endpoint
     assert endpoint in ENDPOINTS
-
-
-@pytest.mark.parametrize(
-    ("exc", "reason"),
-    [
-        (EngageRetriable("x", status=429), "throttled"),
-        (EngageRetriable("x", status=503), "server_error"),
-        (EngageRetriable("x (not sent)"), "not_sent"),
-        (EngageAmbiguous("x"), "ambiguous"),
-        (EngageAmbiguous("x", status=504), "ambiguous"),
-        (EngageRejected("x", status=409), "other"),
-    ],
-)
-def test_retry_reason_is_a_short_bounded_word(exc: EngageError, reason: str) -> None:
-    """Failures are grouped into a few reasons, never their free text."""
-    assert retry_reason(exc) == reason
-
-
-async def test_counting_retrier_counts_retries_not_the_give_up() -> None:
-    """Two failures then success: two retries; a last failure that is not retried is not counted."""
-    seen: list[str] = []
-    sleeps: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    retrier = CountingRetrier(
-        RetryPolicy(base=0.01, cap=0.01, max_attempts=3),
-        on_retry=seen.append,
-        deadline=1e9,
-        retry_ambiguous=False,
-        rng=random.Random(1),
-        clock=lambda: 0.0,
-        sleep=sleep,
-    )
-    errors: list[Exception] = [EngageRetriable("a", status=429), EngageRetriable("b", status=500)]
-
-    async def flaky() -> str:
-        if errors:
-            raise errors.pop(0)
-        return "ok"
-
-    assert await retrier(flaky) == "ok"
-    assert seen == ["throttled", "server_error"]
-    assert len(sleeps) == 2
-
-    async def ambiguous() -> str:
-        raise EngageAmbiguous("timeout after sending")
-
-    with pytest.raises(EngageAmbiguous):
-        await retrier(ambiguous)
-    assert seen == ["throttled", "server_error"]
-    assert retrier.attempts == 4
-
-
-async def test_counting_retrier_gives_up_like_a_retrier() -> None:
-    """After max_attempts the last error is raised and gave_up says why; only real retries count."""
-    seen: list[str] = []
-
-    async def sleep(_seconds: float) -> None:
-        return None
-
-    retrier = CountingRetrier(
-        RetryPolicy(base=0.01, cap=0.01, max_attempts=2),
-        on_retry=seen.append,
-        deadline=1e9,
-        retry_ambiguous=True,
-        clock=lambda: 0.0,
-        sleep=sleep,
-    )
-
-    async def down() -> None:
-        raise EngageRetriable("down", status=503)
-
-    with pytest.raises(EngageRetriable):
-        await retrier(down)
-    assert (seen, retrier.gave_up) == (["server_error"], "attempts")
 
 
 def test_state_is_read_at_scrape_time() -> None:
@@ -355,6 +279,9 @@ def test_exposition_parses_and_every_own_name_has_the_prefix() -> None:
             "commits",
             "engage_calls_in_flight",
             "engage_polls_in_flight",
+            "engage_api_key_refused",
+            "engage_api_key_refusals",
+            "engage_api_key_refused_seconds",
             "rate_budget_requests_per_second",
             "engage_throttled",
             "rate_budget_share",
@@ -409,3 +336,20 @@ def test_scalable_backlog_counts_what_another_replica_could_speed_up() -> None:
     assert value(m, "scalable_backlog") == (400 - 30) + 12
     budget.saturated = 0.93
     assert value(m, "scalable_backlog") == 0
+
+
+def test_a_refused_api_key_is_a_metric_an_alert_can_use() -> None:
+    """1 while Engage refuses the key, with the refusals and the seconds held as counters."""
+    m = Metrics()
+    gate = FakeGate(credentials=FakeCredentials(refused=True, refusals=7, held=12.5))
+    m.watch(gate=gate)
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families(m.render().decode())
+        for s in f.samples
+    }
+    assert samples[PREFIX + "engage_api_key_refused"] == 1.0
+    assert samples[PREFIX + "engage_api_key_refusals_total"] == 7.0
+    assert samples[PREFIX + "engage_api_key_refused_seconds_total"] == 12.5
+    gate.credentials.refused = False
+    assert b"engage_consumer_engage_api_key_refused 0.0" in m.render()

@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from consumer.errors import EngageAmbiguous, EngageRejected, EngageRetriable
-from consumer.retry import Retrier, RetryPolicy
+from consumer.errors import (
+    EngageAmbiguous,
+    EngageError,
+    EngageKeyRefused,
+    EngageRejected,
+    EngageRetriable,
+)
+from consumer.retry import CountingRetrier, Retrier, RetryPolicy, retry_reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -188,3 +194,116 @@ async def test_attempts_add_up_over_the_steps_of_one_operation() -> None:
     assert len(fake.slept) == 2
     assert all(0.0 <= s <= 0.5 for s in fake.slept), fake.slept
     assert retrier.gave_up is None
+
+
+# -- a refused API key ----------------------------------------------------------------------------
+
+
+async def test_a_refused_key_is_no_attempt_when_the_caller_holds_requests_for_it() -> None:
+    """Held: three refusals, then success, and the policy's one attempt was never spent (the
+    gate waits, the retrier does not sleep). Not held: the refusal is the caller's to see."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    refusals = [EngageKeyRefused("401", status=401) for _ in range(3)]
+
+    async def step() -> str:
+        if refusals:
+            raise refusals.pop()
+        return "ok"
+
+    held = Retrier(
+        RetryPolicy(max_attempts=1),
+        deadline=1e9,
+        retry_ambiguous=False,
+        hold_on_refused_key=True,
+        clock=lambda: 0.0,
+        sleep=sleep,
+    )
+    assert await held(step) == "ok"
+    assert (held.attempts, sleeps) == (1, [])
+
+    refusals.append(EngageKeyRefused("403", status=403))
+    plain = Retrier(RetryPolicy(max_attempts=5), deadline=1e9, retry_ambiguous=False, sleep=sleep)
+    with pytest.raises(EngageKeyRefused):
+        await plain(step)
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (EngageRetriable("x", status=429), "throttled"),
+        (EngageRetriable("x", status=503), "server_error"),
+        (EngageRetriable("x (not sent)"), "not_sent"),
+        (EngageAmbiguous("x"), "ambiguous"),
+        (EngageAmbiguous("x", status=504), "ambiguous"),
+        (EngageRejected("x", status=409), "other"),
+        (EngageKeyRefused("x", status=401), "key_refused"),
+    ],
+)
+def test_retry_reason_is_a_short_bounded_word(exc: EngageError, reason: str) -> None:
+    """Failures are grouped into a few reasons, never their free text."""
+    assert retry_reason(exc) == reason
+
+
+async def test_counting_retrier_counts_retries_not_the_give_up() -> None:
+    """Two failures then success: two retries; a last failure that is not retried is not counted."""
+    seen: list[str] = []
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    retrier = CountingRetrier(
+        RetryPolicy(base=0.01, cap=0.01, max_attempts=3),
+        on_retry=seen.append,
+        deadline=1e9,
+        retry_ambiguous=False,
+        rng=random.Random(1),
+        clock=lambda: 0.0,
+        sleep=sleep,
+    )
+    errors: list[Exception] = [EngageRetriable("a", status=429), EngageRetriable("b", status=500)]
+
+    async def flaky() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    assert await retrier(flaky) == "ok"
+    assert seen == ["throttled", "server_error"]
+    assert len(sleeps) == 2
+
+    async def ambiguous() -> str:
+        raise EngageAmbiguous("timeout after sending")
+
+    with pytest.raises(EngageAmbiguous):
+        await retrier(ambiguous)
+    assert seen == ["throttled", "server_error"]
+    assert retrier.attempts == 4
+
+
+async def test_counting_retrier_gives_up_like_a_retrier() -> None:
+    """After max_attempts the last error is raised and gave_up says why; only real retries count."""
+    seen: list[str] = []
+
+    async def sleep(_seconds: float) -> None:
+        return None
+
+    retrier = CountingRetrier(
+        RetryPolicy(base=0.01, cap=0.01, max_attempts=2),
+        on_retry=seen.append,
+        deadline=1e9,
+        retry_ambiguous=True,
+        clock=lambda: 0.0,
+        sleep=sleep,
+    )
+
+    async def down() -> None:
+        raise EngageRetriable("down", status=503)
+
+    with pytest.raises(EngageRetriable):
+        await retrier(down)
+    assert (seen, retrier.gave_up) == (["server_error"], "attempts")

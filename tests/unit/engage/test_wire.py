@@ -24,6 +24,9 @@ from consumer.engage.wire import JobState
         (500, {"status": "Failed", "message": "crash"}, JobState(state="failed", reason="crash")),
         (503, None, JobState(state="transient", reason="HTTP 503")),
         (429, {"message": "slow down"}, JobState(state="transient", reason="slow down")),
+        # A refused API key is not the job's failure: poll again once the key works.
+        (401, None, JobState(state="transient", reason="HTTP 401")),
+        (403, {"message": "forbidden"}, JobState(state="transient", reason="forbidden")),
     ],
 )
 def test_job_state_reads_every_poll_answer(status: int, body: object, expected: JobState) -> None:

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from consumer.config import Secret
+from consumer.credentials import CredentialsGate, CredentialsSettings
 from consumer.engage import EngageClient, EngageClientSettings
 from consumer.errors import EngageRetriable, SendRefused
 from consumer.ratebudget import RateBudget, RateBudgetSettings
@@ -243,6 +244,70 @@ async def test_action_retried_when_nothing_reached_engage() -> None:
         engage_ms=result.engage_ms,
         requests=3,
     )
+
+
+def key_holding_dispatcher(transport: ScriptedEngage, credentials: CredentialsGate) -> Dispatcher:
+    clock = credentials.deadline_clock
+    gate = CallGate(
+        max_in_flight=4, max_polls_in_flight=2, budget=open_budget(), credentials=credentials
+    )
+    client = EngageClient(
+        EngageClientSettings(base_url=BASE, api_key=Secret(KEY), user_agent="unit/1"),
+        gate=gate,
+        transport=transport,
+        clock=clock,
+    )
+    policy = RetryPolicy(base=0.01, cap=0.02, max_attempts=1)
+    return Dispatcher(client, gate, DispatchSettings(retry=policy), clock=clock)
+
+
+async def test_a_refused_key_holds_the_action_and_sends_it_once_the_key_works() -> None:
+    """401, 403, then accepted: no outcome for the refusals, no attempt spent on them (the policy
+    allows one), and the gate was locked in between."""
+    transport = ScriptedEngage(
+        [
+            ("POST", "/api/v3/orders/o-1/action", json_answer(401, {"message": "bad key"})),
+            ("POST", "/api/v3/orders/o-1/action", json_answer(403)),
+            ("POST", "/api/v3/orders/o-1/action", json_answer(202)),
+        ]
+    )
+    changes: list[int | None] = []
+    credentials = CredentialsGate(
+        CredentialsSettings(first_probe=0.01, max_probe_gap=0.02), on_change=changes.append
+    )
+    dispatcher = key_holding_dispatcher(transport, credentials)
+    with anyio.fail_after(5):
+        result = await dispatcher.action(
+            "o-1",
+            action="ConfirmOrder",
+            version_tag="t1",
+            deadline=credentials.deadline_clock() + 5,
+        )
+    await dispatcher.client.aclose()
+    assert (result.status, result.requests) == ("accepted", 3)
+    assert changes == [401, None]
+    assert credentials.refusals == 2
+
+
+async def test_a_refused_key_on_a_job_poll_is_not_the_jobs_failure() -> None:
+    """A poll answered 401 polls again once the key works: the write is accepted."""
+    transport = ScriptedEngage(
+        [
+            ("POST", "/api/v3/orders", accepted_job()),
+            ("GET", "/api/v3/orders/jobs/j1", json_answer(401)),
+            ("GET", "/api/v3/orders/jobs/j1", json_answer(302, headers={"Location": "/x"})),
+            ("GET", "/api/v3/orders/o-1", json_answer(200, {"versionTag": "v2"})),
+        ]
+    )
+    credentials = CredentialsGate(CredentialsSettings(first_probe=0.01, max_probe_gap=0.02))
+    dispatcher = key_holding_dispatcher(transport, credentials)
+    with anyio.fail_after(5):
+        result = await dispatcher.write(
+            "o-1", {"orderId": "o-1"}, exists=False, deadline=credentials.deadline_clock() + 5
+        )
+    await dispatcher.client.aclose()
+    assert (result.status, result.version_tag) == ("accepted", "v2")
+    assert not credentials.refused
 
 
 async def test_stale_tag_action_is_rejected_with_its_meaning() -> None:
