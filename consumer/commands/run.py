@@ -5,24 +5,23 @@ Exit status: 0 after a clean drain, 1 when Kafka failed, 2 for bad settings.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import TYPE_CHECKING
 
 import anyio
 
-from consumer.config import load_settings
+from consumer.config import load_settings, settings_help
 from consumer.errors import ConfigError
 from consumer.logs import configure_logging, get_logger
-
-if TYPE_CHECKING:
-    import argparse
 
 log = get_logger("runner")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``run`` takes no arguments: everything comes from the environment."""
-    parser.epilog = "Configured from the environment; see the README for every variable."
+    """``run`` takes no arguments: everything comes from the environment, listed in the epilog."""
+    parser.epilog = settings_help()
+    # The epilog is laid out already (groups, one indented meaning per variable).
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def run_from_args(_args: argparse.Namespace) -> int:
