@@ -25,7 +25,7 @@ def test_help_names_every_command() -> None:
     )
     named = re.findall(r"^#   \./dev (\w+)", done.stdout, flags=re.MULTILINE)
     assert sorted(named) == sorted(_commands())
-    assert sorted(named) == ["bench", "check", "demo", "fix", "lock", "run", "test"]
+    assert sorted(named) == ["bench", "check", "demo", "docs", "fix", "lock", "run", "test"]
     assert all(line.startswith("#") for line in done.stdout.splitlines())
 
 
