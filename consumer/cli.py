@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+#: The first thing ``engage-consumer --help`` says: what the service does, in two lines.
+DESCRIPTION = (
+    "Kafka order events -> Voyado Engage orders, each action sent only after Engage\n"
+    "confirmed the write it depends on; one outcome per event on a results topic."
+)
+
 # subcommand path -> (module, one-line help)
 _COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("run",): ("consumer.commands.run", "run the consumer, configured from the environment"),
@@ -33,7 +39,12 @@ _COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the full argument parser, asking each subcommand module for its own arguments."""
-    parser = argparse.ArgumentParser(prog="engage-consumer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="engage-consumer",
+        description=DESCRIPTION,
+        # Keeps the description's two lines as written.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for path, (module_name, help_text) in _COMMANDS.items():
