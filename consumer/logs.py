@@ -4,19 +4,25 @@ Every log line is one JSON object on stderr. Callers bind context (orderId, even
 offset) with ``log.bind(...)``. The settings never put a secret in an event on purpose (``Secret``
 redacts its repr), but a secret can still slip in through an exception message or a URL, so the
 final processor replaces every registered secret value wherever it appears in a line.
+
+Library lines (aiokafka, httpx) come through the standard library at WARNING and above, with
+one exception: aiokafka's expected, short-lived "no group coordinator yet" is demoted to debug
+while it is young (``CoordinatorWaitFilter`` says why), so a normal start logs nothing above
+info.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+import time
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import orjson
 import structlog
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, MutableMapping
+    from collections.abc import Callable, Iterable, MutableMapping
 
 REDACTED = "********"
 
@@ -57,6 +63,62 @@ class SecretScrubber:
 
 
 scrubber = SecretScrubber()
+
+
+class CoordinatorWaitFilter(logging.Filter):
+    """Demotes aiokafka's "Group Coordinator Request failed: [Error 15] ..." while it is young.
+
+    aiokafka logs that line at error each time a broker answers its FindCoordinator request with
+    COORDINATOR_NOT_AVAILABLE, and asks again after its retry backoff. Brokers answer so on every
+    normal start of a group on a cluster whose ``__consumer_offsets`` does not exist yet (the
+    first group creates it) or whose partition for the group has no leader yet (a broker that
+    just started loads it): expected, and over within a second or two. It is a fault only when
+    it lasts (an offsets topic that cannot be created, e.g. a replication factor above the
+    broker count: the consumer never joins), so the line is debug for the first
+    ``grace_seconds`` of a run of such failures and keeps its own level after that. A run ends
+    when the line has not come for ``quiet_seconds``. Any other line, and this line with another
+    error, passes untouched.
+    """
+
+    LOGGER: Final = "aiokafka.consumer.group_coordinator"
+    MESSAGE: Final = "Group Coordinator Request failed: %s"
+    COORDINATOR_NOT_AVAILABLE: Final = 15  # the Kafka protocol's error code
+
+    def __init__(
+        self,
+        *,
+        level: int,
+        grace_seconds: float = 30.0,
+        quiet_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._show_debug = level <= logging.DEBUG
+        self._grace = grace_seconds
+        self._quiet = quiet_seconds
+        self._clock = clock
+        self._run_started: float | None = None
+        self._last_seen = 0.0
+
+    def _is_coordinator_wait(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.MESSAGE or not isinstance(record.args, tuple) or not record.args:
+            return False
+        # Matched by the protocol's error code, not by class: importing aiokafka here would
+        # slow down every command's start, even `--help`.
+        return getattr(record.args[0], "errno", None) == self.COORDINATOR_NOT_AVAILABLE
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True to emit ``record``; a young coordinator wait becomes debug (shown only then)."""
+        if not self._is_coordinator_wait(record):
+            return True
+        now = self._clock()
+        if self._run_started is None or now - self._last_seen > self._quiet:
+            self._run_started = now
+        self._last_seen = now
+        if now - self._run_started >= self._grace:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self._show_debug
 
 
 def _render(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> str:
@@ -100,6 +162,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))
+    coordinator = logging.getLogger(CoordinatorWaitFilter.LOGGER)
+    for old in [f for f in coordinator.filters if isinstance(f, CoordinatorWaitFilter)]:
+        coordinator.removeFilter(old)
+    coordinator.addFilter(CoordinatorWaitFilter(level=numeric))
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
