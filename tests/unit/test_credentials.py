@@ -56,6 +56,7 @@ def test_the_first_refusal_locks_once_and_later_ones_of_earlier_requests_change_
     assert credentials.admit_nowait() is None
     # An earlier request that Engage still accepted says nothing of the key refused now.
     late = passes[0]
+    assert late is not None
     late.answered(200)
     assert credentials.refused
 
