@@ -40,6 +40,7 @@ FOLDERS: dict[str, set[str]] = {
         "consumer.ratebudget",
         "consumer.retry",
     },
+    "consumer.replay": {"consumer.events", "consumer.outcomes", "consumer.results"},
     "consumer.sandbox.engage": {"consumer.sandbox"},
     "consumer.sandbox.kafka": {"consumer.sandbox"},
 }
@@ -53,6 +54,8 @@ PURE = [
     "consumer.events",
     "consumer.schemas",
     "consumer.outcomes",
+    "consumer.results",
+    "consumer.replay",
     "consumer.types",
 ]
 IO_LIBRARIES = {"aiokafka", "httpx", "aiohttp", "httpx_aiohttp", "anyio", "asyncio", "socket"}
