@@ -3,7 +3,8 @@
 ``connection`` builds the shared connection arguments and explains a failed start; ``source`` is
 the group consumer with its rebalance hooks and what a previous owner committed; ``sink``
 publishes outcome and dead-letter records (plainly or in transactions); ``changelog`` creates
-and reads back the compacted state topic.
+and reads back the compacted state topic; ``reader`` reads topics without a group (whole, from a
+time on, or records by position) for the operator commands.
 
 Imports nothing of the consumer outside this folder but ``errors``, ``config``, ``types`` and
 ``offsets``; never the service, the Engage client or the order book.
@@ -17,6 +18,7 @@ from consumer.kafka.connection import (
     explain_connection_failure,
     kafka_error_in,
 )
+from consumer.kafka.reader import TopicReader, TopicRecord, open_topic_reader
 from consumer.kafka.sink import KafkaSink, RecordSink, Staged, TransactionalSink, make_producer
 from consumer.kafka.source import (
     AssignmentHandler,
@@ -43,6 +45,8 @@ __all__ = [
     "KafkaSink",
     "RecordSink",
     "Staged",
+    "TopicReader",
+    "TopicRecord",
     "TransactionalSink",
     "committed_state",
     "connection_kwargs",
@@ -55,6 +59,7 @@ __all__ = [
     "kafka_error_in",
     "make_consumer",
     "make_producer",
+    "open_topic_reader",
     "partition_counts",
     "pause",
     "read_changelog",
