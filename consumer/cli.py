@@ -32,6 +32,14 @@ _COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "consumer.commands.demo",
         "local broker + simulator + a realistic stream, end to end",
     ),
+    ("results",): (
+        "consumer.commands.results",
+        "read the results topic: outcomes by status and operation, or each one",
+    ),
+    ("replay",): (
+        "consumer.commands.replay",
+        "republish events to do again (failed, unknown, ...), once, in per-order order",
+    ),
     ("sandbox", "kafka"): ("consumer.sandbox.kafka.cli", "start a local Apache Kafka broker"),
     ("sandbox", "engage"): ("consumer.sandbox.engage.cli", "start the Engage simulator"),
 }

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 import orjson
 
+from consumer.commands._operator import Progress
 from consumer.config import Secret, Settings
 from consumer.logs import configure_logging
 from consumer.sandbox.kafka import read_topic
@@ -64,32 +65,6 @@ def _invalid_records(order_prefix: str) -> list[tuple[bytes | None, bytes]]:
         ),
         (None, b"\xff\xfe binary"),
     ]
-
-
-class Progress:
-    """A one-line progress bar on a terminal; plain periodic lines elsewhere."""
-
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
-        self.total = total
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._last = 0.0
-
-    def show(self, done: int, *, final: bool = False) -> None:
-        """Redraw (at most a few times a second)."""
-        now = time.monotonic()
-        if not final and now - self._last < (0.2 if self.tty else 2.0):
-            return
-        self._last = now
-        width = 40
-        filled = int(width * min(done, self.total) / max(self.total, 1))
-        bar = "█" * filled + "·" * (width - filled)
-        line = f"outcomes [{bar}] {done}/{self.total}"
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 async def _produce(bootstrap: str, records: list[tuple[bytes | None, bytes]]) -> None:
@@ -201,7 +176,7 @@ async def run_demo(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int
                 http_port=0,
             )
             service = Service(settings)
-            progress = Progress(expected)
+            progress = Progress(expected, label="outcomes")
             t0 = time.monotonic()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(service.run)
@@ -225,12 +200,10 @@ async def run_demo(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int
         ok = _report(
             report, stream, records=len(records), elapsed=elapsed, dead=len(dead), invalid=invalid
         )
-        cp = broker.jars.classpath
         say(
             "\nread the results topic (while a broker runs, e.g. with --keep):\n"
-            f"  java -cp '{cp}' org.apache.kafka.tools.consumer.ConsoleConsumer "
-            f"--bootstrap-server {bootstrap} --topic {RESULTS_TOPIC} --from-beginning "
-            "--property print.key=true\n"
+            f"  engage-consumer results --bootstrap-servers {bootstrap} --topic {RESULTS_TOPIC}"
+            "   # --follow, --status failed, --order ID, --json\n"
         )
         if args.keep:
             say("broker kept running; Ctrl-C to stop\n")

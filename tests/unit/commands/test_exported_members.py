@@ -10,7 +10,8 @@ from tests.unit.surface import assert_surface
 def test_every_command_module_offers_the_two_entry_points() -> None:
     """Each subcommand module has ``add_arguments`` and ``run_from_args``; none exports more."""
     assert_surface("consumer.commands", [])
-    names = [m.name for m in pkgutil.iter_modules(consumer.commands.__path__)]
+    # A module whose name starts with "_" is what the commands share, not a command.
+    names = [m.name for m in pkgutil.iter_modules(consumer.commands.__path__) if m.name[0] != "_"]
     assert names
     for name in names:
         module = importlib.import_module(f"consumer.commands.{name}")
@@ -29,5 +30,7 @@ def test_every_command_module_is_reachable_from_the_cli() -> None:
             if isinstance(action, argparse._SubParsersAction):
                 parsers.extend(action.choices.values())
     commands = consumer.commands.__path__
-    names = {f"consumer.commands.{m.name}" for m in pkgutil.iter_modules(commands)}
+    names = {
+        f"consumer.commands.{m.name}" for m in pkgutil.iter_modules(commands) if m.name[0] != "_"
+    }
     assert names <= reachable
