@@ -275,7 +275,8 @@ async def make_plan(reader: TopicReader, options: ReplayOptions) -> Plan:
     if "invalid" in criteria.statuses:
         dead_letters = await _read_dead_letters(reader, options.dead_letter_topic)
     selection = select_candidates(outcomes, dead_letters, criteria)
-    records, missing = await _fetch(reader, [c.position for c in selection.candidates])
+    wanted = {c.position for c in selection.candidates} | selection.to_peek
+    records, missing = await _fetch(reader, wanted)
     await _check_targets(reader, selection, options.to_topic)
     copies = await _copies(reader, selection, options.to_topic)
     return plan_replay(

@@ -159,6 +159,11 @@ class AcceptedWrite:
     place: StreamPlace
     time: datetime
     """When it was accepted (the latest accepted outcome of the write)."""
+    position: RecordPosition
+    """The record that outcome names (a copy's, after a replay)."""
+    certain: bool
+    """False for a lifecycle event whose action was accepted: its outcome is its action's, and
+    only its record says whether it carried a snapshot (a write) too."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -171,6 +176,9 @@ class Selection:
     """Events none of whose outcomes matched the criteria."""
     accepted_writes: Mapping[str, list[AcceptedWrite]]
     """Per candidate order, its accepted writes (what may supersede a candidate)."""
+    to_peek: frozenset[RecordPosition]
+    """The records of uncertain accepted writes that may supersede a candidate: whether they
+    wrote decides (fetch them with the candidates')."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -258,14 +266,21 @@ def select_candidates(
     for event, chosen, dependents in needs.values():
         take(event, chosen, needed_by=tuple(dependents))
     unmatched = considered - len(taken)
+    accepted_writes = {
+        c.order_id: _accepted_writes(by_order[c.order_id])
+        for c in [*candidates, *(e.candidate for e in excluded)]
+    }
     return Selection(
         candidates=candidates,
         excluded=excluded,
         unmatched=unmatched,
-        accepted_writes={
-            c.order_id: _accepted_writes(by_order[c.order_id])
-            for c in [*candidates, *(e.candidate for e in excluded)]
-        },
+        accepted_writes=accepted_writes,
+        to_peek=frozenset(
+            write.position
+            for c in candidates
+            for write in accepted_writes[c.order_id]
+            if not write.certain and write.place.is_after(c.place)
+        ),
     )
 
 
@@ -350,12 +365,24 @@ def _write_needed(candidate: Candidate, events: list[_Event]) -> tuple[_Event, _
 
 
 def _accepted_writes(events: list[_Event]) -> list[AcceptedWrite]:
+    """The order's events that Engage accepted a write of, or may have (a lifecycle event)."""
     accepted = []
     for event in events:
+        certain = True
         latest = _latest(s for s in event.writes() if s.status == "accepted")
+        if latest is None and event.event_type in LIFECYCLE_TYPES:
+            # Its action was accepted, so a snapshot it carried was written before it.
+            certain = False
+            latest = _latest(s for s in event.seen if s.status == "accepted")
         if latest is not None:
             accepted.append(
-                AcceptedWrite(event_id=event.event_id, place=event.place(), time=latest.time)
+                AcceptedWrite(
+                    event_id=event.event_id,
+                    place=event.place(),
+                    time=latest.time,
+                    position=latest.position,
+                    certain=certain,
+                )
             )
     return accepted
 

@@ -171,7 +171,8 @@ def _replay_or_exclusion(
     if writes is None:
         writes = bool(candidate.operations & WRITE_OPERATIONS)
     if writes and not criteria.include_superseded:
-        newer = _superseding(candidate, selection.accepted_writes.get(candidate.order_id, []))
+        writes_of_order = selection.accepted_writes.get(candidate.order_id, [])
+        newer = _superseding(candidate, writes_of_order, records)
         if newer is not None:
             return Excluded(
                 candidate=candidate,
@@ -220,12 +221,24 @@ def _needing(candidate: Candidate, replays: Sequence[Replay]) -> tuple[str, ...]
     return tuple(dependent for dependent in candidate.needed_by if dependent in without)
 
 
-def _superseding(candidate: Candidate, writes: Sequence[AcceptedWrite]) -> AcceptedWrite | None:
-    """The latest accepted write of the candidate's order that came after it in the stream."""
+def _superseding(
+    candidate: Candidate,
+    writes: Sequence[AcceptedWrite],
+    records: Mapping[RecordPosition, KafkaRecord],
+) -> AcceptedWrite | None:
+    """The latest accepted write of the candidate's order that came after it in the stream.
+
+    A lifecycle event counts when its record carries a snapshot, or cannot be read: leaving
+    a write out wrongly is a line in the listing, replaying it wrongly a rollback in Engage.
+    """
     newer: AcceptedWrite | None = None
     for write in writes:
         if write.event_id is not None and write.event_id == candidate.event_id:
             continue
+        if not write.certain:
+            record = records.get(write.position)
+            if record is not None and peek_event(record.value).writes is False:
+                continue
         if write.place.is_after(candidate.place) and (
             newer is None or write.place.is_after(newer.place)
         ):

@@ -229,3 +229,18 @@ def test_unknown_actions_are_the_ones_that_need_a_confirmation() -> None:
     plan = h.plan(criteria)
     assert [r.candidate.event_id for r in plan.unknown_actions] == ["h-2"]
     assert len(plan.replays) == 2
+
+
+def test_an_accepted_lifecycle_event_supersedes_only_if_its_record_carries_a_snapshot() -> None:
+    """Its one outcome is its action's: the record says whether it wrote the order too."""
+    h = History()
+    f = h.factory
+    h.handled(f.upserted("A", 1), "skipped", reason="coalesced")
+    h.handled(f.lifecycle("confirmed", "A", revision=2, snapshot_status="Paid"), "accepted")
+    h.handled(f.upserted("B", 1), "skipped", reason="coalesced")
+    h.handled(f.lifecycle("confirmed", "B", revision=1), "accepted")
+    criteria = Criteria(statuses=frozenset({"skipped"}))
+    selection = h.select(criteria)
+    assert sorted(str(p) for p in selection.to_peek) == ["orders/0/1", "orders/0/3"]
+    plan = h.plan(criteria)
+    assert (sent(plan), left_out(plan)) == ([("B", "h-3", "orders/0/2")], [("h-1", "superseded")])
