@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 from consumer.results import parse_moment, parse_statuses
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from consumer.config import Settings
     from consumer.kafka import KafkaConnection
@@ -105,6 +105,39 @@ def union(values: list[frozenset[_Word]] | None) -> frozenset[_Word] | None:
     if not values:
         return None
     return frozenset[_Word]().union(*values)
+
+
+def run_async(
+    command: str,
+    main: Callable[[], Awaitable[int]],
+    *,
+    interrupted: str = "",
+) -> int:
+    """Run ``main`` in an event loop and turn how it ended into the exit status.
+
+    Bad settings found on the way (a topic the cluster does not have) exit 2, a Kafka failure
+    exits 1 with the error in one line, Ctrl-C exits 130 after printing ``interrupted``.
+    """
+    import anyio  # noqa: PLC0415 - the parser is built for every command: import on use
+
+    from consumer.errors import ConfigError  # noqa: PLC0415
+    from consumer.kafka import kafka_error_in  # noqa: PLC0415
+
+    try:
+        return anyio.run(main)
+    except KeyboardInterrupt:
+        if interrupted:
+            sys.stderr.write(f"\nengage-consumer {command}: interrupted. {interrupted}\n")
+        return 130
+    except ConfigError as exc:
+        sys.stderr.write(f"engage-consumer {command}: {exc}\n")
+        return 2
+    except Exception as exc:  # the boundary: Kafka could not be read or written
+        error = kafka_error_in(exc)
+        if error is None:
+            raise
+        sys.stderr.write(f"engage-consumer {command}: kafka failed: {error!r}\n")
+        return 1
 
 
 def usage_error(command: str, message: str) -> int:

@@ -22,7 +22,8 @@ flags, the settings or the topics; a publish that fails part-way stops there and
 went: the same command then sends the rest.
 
 Exit status: 0 when everything planned was sent (or nothing was to be sent, or a dry run),
-1 when the confirmation was refused or a publish failed, 2 for bad flags or settings.
+1 when the confirmation was refused or a publish failed, 2 for bad flags or settings, 130
+after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from consumer.commands._operator import (
     add_kafka_arguments,
     load_kafka_settings,
     moment_flag,
+    run_async,
     statuses_flag,
     union,
     usage_error,
@@ -146,8 +148,6 @@ def _natural(text: str) -> int:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Check the flags, read the settings, plan, confirm, publish; returns the exit status."""
-    import anyio  # noqa: PLC0415 - the parser is built for every command: import on use
-
     from consumer.errors import ConfigError  # noqa: PLC0415
     from consumer.logs import configure_logging  # noqa: PLC0415
 
@@ -191,19 +191,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         yes=args.yes,
     )
-    try:
-        return anyio.run(run_replay, options, connection)
-    except ConfigError as exc:
-        sys.stderr.write(f"engage-consumer replay: {exc}\n")
-        return 2
-    except Exception as exc:  # the boundary: Kafka could not be read (nothing was sent)
-        from consumer.kafka import kafka_error_in  # noqa: PLC0415
-
-        error = kafka_error_in(exc)
-        if error is None:
-            raise
-        sys.stderr.write(f"engage-consumer replay: cannot read Kafka: {error!r}\n")
-        return 1
+    return run_async(
+        "replay",
+        lambda: run_replay(options, connection),
+        interrupted="What Kafka acknowledged carries its mark: the same command sends the rest.",
+    )
 
 
 def _flag_problem(args: argparse.Namespace) -> str | None:

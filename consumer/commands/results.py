@@ -29,7 +29,9 @@ from consumer.commands._operator import (
     add_kafka_arguments,
     load_kafka_settings,
     moment_flag,
+    run_async,
     statuses_flag,
+    union,
     usage_error,
 )
 from consumer.results import (
@@ -112,8 +114,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Check the flags, read the settings, read and print; returns the exit status."""
-    import anyio  # noqa: PLC0415 - the parser is built for every command: import on use
-
     from consumer.errors import ConfigError  # noqa: PLC0415
     from consumer.logs import configure_logging  # noqa: PLC0415
 
@@ -136,26 +136,14 @@ def run_from_args(args: argparse.Namespace) -> int:
     options = ResultsOptions(
         topic=settings.results_topic,
         orders=frozenset(args.order) if args.order else None,
-        statuses=frozenset().union(*args.status) if args.status else None,
+        statuses=union(args.status),
         since=args.since,
         until=args.until,
         every_record=args.every_record,
         as_json=args.as_json,
         follow=args.follow,
     )
-    try:
-        return anyio.run(_run_until_interrupted, options, connection)
-    except ConfigError as exc:
-        sys.stderr.write(f"engage-consumer results: {exc}\n")
-        return 2
-    except Exception as exc:  # the boundary: Kafka could not be read
-        from consumer.kafka import kafka_error_in  # noqa: PLC0415
-
-        error = kafka_error_in(exc)
-        if error is None:
-            raise
-        sys.stderr.write(f"engage-consumer results: cannot read Kafka: {error!r}\n")
-        return 1
+    return run_async("results", lambda: _run_until_interrupted(options, connection))
 
 
 async def _run_until_interrupted(options: ResultsOptions, connection: KafkaConnection) -> int:
