@@ -40,6 +40,10 @@ _COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "consumer.commands.replay",
         "republish events to do again (failed, unknown, ...), once, in per-order order",
     ),
+    ("inspect",): (
+        "consumer.commands.inspect",
+        "what a running consumer knows of one order (state, tag, what waits, who owns it)",
+    ),
     ("sandbox", "kafka"): ("consumer.sandbox.kafka.cli", "start a local Apache Kafka broker"),
     ("sandbox", "engage"): ("consumer.sandbox.engage.cli", "start the Engage simulator"),
 }

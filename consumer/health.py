@@ -8,6 +8,8 @@
   members than partitions). It is 503 before start, while draining after SIGTERM, and while the
   group coordinator is unknown (the broker is gone or the coordinator moved).
 - ``/metrics`` renders the service's own registry (``consumer.metrics``).
+- ``/orders/{orderId}`` answers what the service knows of one order (read-only JSON, built by
+  ``consumer.service.inspect``), for ``engage-consumer inspect``.
 
 Both probes answer JSON that says why. The judgement is pure (``judge_liveness``,
 ``judge_readiness``) over small values; ``Probe`` gathers those values from the running
@@ -218,12 +220,24 @@ class Probe:
 
 
 class HealthServer:
-    """aiohttp server for the probes and the metrics of one service."""
+    """aiohttp server for the probes, the metrics and order inspection of one service."""
 
-    def __init__(self, probe: Probe, metrics: Metrics, *, host: str | None, port: int) -> None:
-        """``host`` None binds every interface; ``port`` 0 lets the OS choose (see ``port``)."""
+    def __init__(
+        self,
+        probe: Probe,
+        metrics: Metrics,
+        *,
+        host: str | None,
+        port: int,
+        orders: Callable[[str], dict[str, Any]] | None = None,
+    ) -> None:
+        """``host`` None binds every interface; ``port`` 0 lets the OS choose (see ``port``).
+
+        ``orders`` answers ``GET /orders/{orderId}``: what the service knows of one order.
+        """
         self._probe = probe
         self._metrics = metrics
+        self._orders = orders
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -241,6 +255,7 @@ class HealthServer:
         app.router.add_get("/livez", self._livez)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_page)
+        app.router.add_get("/orders/{orderId}", self._order)
         # Probes every few seconds would flood the log; a short shutdown timeout because a
         # scrape in progress is not worth holding up the pod's exit.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -272,6 +287,19 @@ class HealthServer:
             body=self._metrics.render(encoder), headers={"Content-Type": content_type}
         )
 
+    async def _order(self, request: web.Request) -> web.Response:
+        if self._orders is None:
+            return _json(404, {"message": "order inspection is not available here"})
+        return _json(200, self._orders(request.match_info["orderId"]))
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(body),
+        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
 
 def _verdict(verdict: Verdict) -> web.Response:
     return web.Response(
@@ -293,11 +321,20 @@ def bind_host(port: int) -> str | None:
 
 @asynccontextmanager
 async def open_health_server(
-    probe: Probe, metrics: Metrics, *, port: int, host: str | None = None
+    probe: Probe,
+    metrics: Metrics,
+    *,
+    port: int,
+    host: str | None = None,
+    orders: Callable[[str], dict[str, Any]] | None = None,
 ) -> AsyncIterator[HealthServer]:
     """Serve the probes and metrics until the block ends (closing even when cancelled)."""
     server = HealthServer(
-        probe, metrics, host=host if host is not None else bind_host(port), port=port
+        probe,
+        metrics,
+        host=host if host is not None else bind_host(port),
+        port=port,
+        orders=orders,
     )
     await server.start()
     try:

@@ -15,8 +15,9 @@ only caller besides the demo and the tests.
 from __future__ import annotations
 
 import signal
+import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -46,6 +47,7 @@ from consumer.orders import OrderBook
 from consumer.service.commits import Committer, IntentLog
 from consumer.service.dispatch import open_dispatcher
 from consumer.service.fence import Fence
+from consumer.service.inspect import describe_order
 from consumer.service.pipeline import Pipeline
 from consumer.service.state_store import StateStore
 from consumer.service.wiring import (
@@ -98,6 +100,8 @@ class Service:
         self._state: StateStore | None = None
         #: input partitions of all input topics together (the denominator of the budget share)
         self.input_partitions = 0
+        #: partitions of each input topic, as found at start
+        self.partition_counts: dict[str, int] = {}
         session = settings.kafka_session_timeout_ms / 1000
         # The lease ends a fifth of the session (at least a second, at most half) before the
         # coordinator could drop this member: time for the heartbeat's answer and then some.
@@ -131,6 +135,22 @@ class Service:
                 "Engage accepts the API key again: resuming",
                 held_seconds=round(self.credentials.held_seconds(), 1),
             )
+
+    def describe_order(self, order_id: str) -> dict[str, Any]:
+        """What this member knows of ``order_id`` (``GET /orders/{orderId}``)."""
+        consumer = self._consumer
+        return describe_order(
+            self.book.snapshot(order_id),
+            partition_counts=self.partition_counts,
+            assigned=self.assigned,
+            member={
+                "host": socket.gethostname(),
+                "clientId": self.settings.kafka_client_id,
+                "groupId": self.settings.kafka_group_id,
+                "generation": group_generation(consumer) if consumer is not None else -1,
+                "engageKeyRefused": self.credentials.refused,
+            },
+        )
 
     @property
     def commits(self) -> int:
@@ -252,6 +272,7 @@ class Service:
         """
         topics = self.settings.input_topics
         counts = await partition_counts(producer, topics)
+        self.partition_counts = counts
         known = {topic: n for topic, n in counts.items() if n}
         for topic in sorted(set(counts) - set(known)):
             log.warning("input topic not found (yet); its partitions are not counted", topic=topic)
@@ -334,7 +355,9 @@ class Service:
         from consumer.health import Probe, open_health_server  # noqa: PLC0415
 
         probe = Probe(self, commit_interval=self.settings.commit_interval_seconds)
-        async with open_health_server(probe, self.metrics, port=self.settings.http_port) as http:
+        async with open_health_server(
+            probe, self.metrics, port=self.settings.http_port, orders=self.describe_order
+        ) as http:
             self.http_port = http.port
             log.info("health server listening", port=http.port)
             await self._run(started)
