@@ -133,11 +133,25 @@ def run_async(
         sys.stderr.write(f"engage-consumer {command}: {exc}\n")
         return 2
     except Exception as exc:  # the boundary: Kafka could not be read or written
+        if _broken_pipe_in(exc):
+            # The reader went away (``results --json | head``): not an error of ours. Standard
+            # output points at nothing from here on, so the exit's flush cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         error = kafka_error_in(exc)
         if error is None:
             raise
         sys.stderr.write(f"engage-consumer {command}: kafka failed: {error!r}\n")
         return 1
+
+
+def _broken_pipe_in(exc: BaseException) -> bool:
+    """Whether standard output closed under us, also from inside anyio's exception groups."""
+    if isinstance(exc, BrokenPipeError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_broken_pipe_in(inner) for inner in exc.exceptions)
+    return False
 
 
 def usage_error(command: str, message: str) -> int:

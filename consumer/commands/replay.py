@@ -267,9 +267,9 @@ async def make_plan(reader: TopicReader, options: ReplayOptions) -> Plan:
     if "invalid" in criteria.statuses:
         dead_letters = await _read_dead_letters(reader, options.dead_letter_topic)
     selection = select_candidates(outcomes, dead_letters, criteria)
+    await _check_targets(reader, selection, options.to_topic)
     wanted = {c.position for c in selection.candidates} | selection.to_peek
     records, missing = await _fetch(reader, wanted)
-    await _check_targets(reader, selection, options.to_topic)
     copies = await _copies(reader, selection, options.to_topic)
     return plan_replay(
         selection,
@@ -284,7 +284,7 @@ async def make_plan(reader: TopicReader, options: ReplayOptions) -> Plan:
 async def _read_outcomes(
     reader: TopicReader, topic: str, orders: frozenset[str] | None
 ) -> list[OutcomeRecord]:
-
+    """Every outcome of the results topic (of ``orders`` only, when given)."""
     outcomes: list[OutcomeRecord] = []
     async for record in reader.read(topic):
         # The key is the order id: other orders' records need not be decoded at all.
@@ -297,7 +297,7 @@ async def _read_outcomes(
 
 
 async def _read_dead_letters(reader: TopicReader, topic: str) -> list[DeadLetter]:
-
+    """Every readable dead letter of the dead-letter topic."""
     letters: list[DeadLetter] = []
     async for record in reader.read(topic):
         letter = read_dead_letter(record)
@@ -309,7 +309,7 @@ async def _read_dead_letters(reader: TopicReader, topic: str) -> list[DeadLetter
 async def _fetch(
     reader: TopicReader, positions: Iterable[RecordPosition]
 ) -> tuple[dict[RecordPosition, TopicRecord], dict[RecordPosition, str]]:
-
+    """The records at ``positions``, and why each one missing is."""
     wanted: dict[tuple[str, int], list[int]] = {}
     for position in positions:
         wanted.setdefault(position.tp, []).append(position.offset)

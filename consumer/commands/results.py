@@ -34,9 +34,9 @@ from consumer.commands._operator import (
     union,
     usage_error,
 )
+from consumer.replay import position_of
 from consumer.results import (
     OutcomeFilter,
-    RecordPosition,
     decode_outcome,
     latest_outcomes,
     render_line,
@@ -188,13 +188,7 @@ async def show_results(
         partitions = await reader.partitions(options.topic)
         async for record in reader.read(options.topic, since_ms=since_ms, follow=options.follow):
             read += 1
-            outcome = decode_outcome(
-                record.value,
-                at=RecordPosition(
-                    topic=record.topic, partition=record.partition, offset=record.offset
-                ),
-                keep_raw=options.as_json,
-            )
+            outcome = decode_outcome(record.value, at=position_of(record), keep_raw=options.as_json)
             if outcome is None:
                 unreadable += 1
                 continue
@@ -212,7 +206,7 @@ async def show_results(
 
 
 def _print_one(outcome: OutcomeRecord, out: TextIO, *, as_json: bool) -> None:
-
+    """One outcome as its JSON document or its line, flushed (a follow shows it at once)."""
     if as_json and outcome.raw is not None:
         out.write(outcome.raw.decode() + "\n")
     else:
