@@ -101,6 +101,7 @@ async def test_an_order_mid_write_then_confirmed_and_one_nobody_knows(
     assert (nobody["tracked"], nobody["state"], nobody["waiting"]) == (False, "unknown", [])
     assert settings.engage_api_key.reveal() not in str([busy, done, nobody])
 
+    print("engage-consumer inspect INS-1, mid-write:\n" + printed.stdout)
     assert printed.returncode == 0, printed.stderr
     assert "order INS-1" in printed.stdout
     assert "writing" in printed.stdout
