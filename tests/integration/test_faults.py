@@ -120,9 +120,9 @@ async def test_engage_outage_slowness_and_429s_pause_and_recover(
     tmp_path: Path,
 ) -> None:
     """15 s of 503s then refused connections, 5 s latency, 429s throughout: bounded, recovers."""
-    # Engage allows 100 requests/s; the consumer starts at 250/s: 429s all along.
+    # Engage allows 150 requests/s; the consumer starts at 250/s: 429s all along.
     sim = await engage_sim_factory(
-        SimulatorSettings(job_delay=Delay.parse("uniform:0.01,0.2"), rate_limit=100.0)
+        SimulatorSettings(job_delay=Delay.parse("uniform:0.01,0.2"), rate_limit=150.0)
     )
     topics = await make_topics(new_topic, partitions=4)
     events = lifecycle_stream(300, seed=53)
