@@ -39,13 +39,14 @@ from consumer.orders.ops import (
     Op,
     OrderSnapshot,
     ResultStatus,
+    SendWrite,
     Settle,
     State,
     T,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Hashable
 
 
 # -- the book -------------------------------------------------------------------------------------
@@ -57,7 +58,10 @@ class OrderBook(Generic[T]):
     ``max_tracked`` bounds busy plus idle orders; beyond it the least recently used idle orders
     are forgotten (busy ones never: the runner bounds those by pausing Kafka). ``revision_wait``
     is how long a gated action waits when the confirmed revision is unknown (tag learned by GET)
-    before it goes with that tag anyway.
+    before it goes with that tag anyway. ``embed_actions``: an action that directly depends on
+    an upsert about to be sent rides in it (Engage's embedded order action; ``SendWrite.embedded``).
+    ``lane(token)`` names the stream an op came from (the service: its partition); an action
+    rides in a write, and ``reconsider`` joins later writes to one, only within a lane.
     """
 
     def __init__(
@@ -67,6 +71,8 @@ class OrderBook(Generic[T]):
         clock: Callable[[], float],
         revision_wait: float,
         record_changes: bool = False,
+        embed_actions: bool = False,
+        lane: Callable[[T], Hashable] | None = None,
     ) -> None:
         if max_tracked < 0:
             raise ValueError(f"max_tracked must be >= 0, not {max_tracked}")
@@ -75,7 +81,9 @@ class OrderBook(Generic[T]):
             raise ValueError(f"revision_wait must be >= 0, not {revision_wait}")
         self._max_tracked = max_tracked
         self._clock = clock
-        self._machine: OrderMachine[T] = OrderMachine(revision_wait=revision_wait)
+        self._machine: OrderMachine[T] = OrderMachine(
+            revision_wait=revision_wait, embed_actions=embed_actions, lane=lane
+        )
         # Busy orders as full records; idle ones compactly, oldest first (the LRU order).
         self._busy: dict[str, Order[T]] = {}
         self._idle: OrderedDict[str, Idle] = OrderedDict()
@@ -85,19 +93,23 @@ class OrderBook(Generic[T]):
 
     # -- inputs -----------------------------------------------------------------------------------
 
-    def submit(self, order_id: str, op: Op[T]) -> list[Effect[T]]:
-        """Queue ``op`` behind the order's earlier ops and return what can happen now.
+    def submit(self, order_id: str, *ops: Op[T]) -> list[Effect[T]]:
+        """Queue ``ops`` behind the order's earlier ops and return what can happen now.
+
+        The ops of one event go in one call (a lifecycle event's write and action), so the
+        machine sees them together: with embedded delivery the action rides in that write.
 
         Raises:
-            ValueError: the op's deadline is NaN (it could never be compared, so never expire).
+            ValueError: an op's deadline is NaN (it could never be compared, so never expire).
         """
-        if op.deadline != op.deadline:
-            raise ValueError(f"the deadline of {op.token!r} is NaN")
+        for op in ops:
+            if op.deadline != op.deadline:
+                raise ValueError(f"the deadline of {op.token!r} is NaN")
         order = self._busy.get(order_id)
         if order is None:
             order = expand(self._idle.pop(order_id, None))
             self._busy[order_id] = order
-        order.queue.append(op)
+        order.queue.extend(ops)
         # A new op is a fresh reason to try a GET again after a failed one.
         order.fetch_failed = False
         out: list[Effect[T]] = []
@@ -113,22 +125,37 @@ class OrderBook(Generic[T]):
         tag: str | None,
         status: ResultStatus,
         reason: str | None,
+        rider_status: ResultStatus | None = None,
+        rider_reason: str | None = None,
     ) -> list[Effect[T]]:
         """Report the end of a write and return what can happen now.
 
         ``accepted``: ``tag`` is the new versionTag (None for a delete, or when it could not be
         read). ``rejected``/``failed``: definitive, nothing changed. ``unknown``: the write may
         have taken effect. A result for a write the book does not have in flight (e.g. after
-        ``drop``) is ignored.
+        ``drop``) is ignored. ``rider_status``/``rider_reason``: how the action that rode in
+        the write ended (embedded delivery); without them it takes what the write's status
+        implies (never ``accepted`` unless the runner says so).
         """
         order = self._busy.get(order_id)
         if order is None or order.write is None or order.write.token != token:
             return []
-        write = order.write
-        order.write = None
+        write, rider = order.write, order.riding
+        order.write = order.riding = None
         out: list[Effect[T]] = [
             Settle(order_id=order_id, token=token, status=status, reason=reason, tag=tag)
         ]
+        if rider is not None:
+            out.append(
+                _rider_settled(
+                    order_id,
+                    rider.token,
+                    write_status=status,
+                    status=rider_status,
+                    reason=rider_reason,
+                    tag=tag,
+                )
+            )
         if status == "accepted":
             if write.revision is not None and (order.floor is None or write.revision > order.floor):
                 order.floor = write.revision
@@ -218,6 +245,42 @@ class OrderBook(Generic[T]):
     def busy(self) -> int:
         """How many orders have ops queued, parked or in flight."""
         return len(self._busy)
+
+    def reconsider(self, order_id: str, token: T) -> list[Effect[T]]:
+        """The write ``token`` (in flight, not sent yet) is about to go: let later ops join it.
+
+        While a write waits for a call place, the events behind it keep coming. Just before its
+        first request the runner asks here: writes queued since (with no action between) are
+        coalesced with it, and with embedded delivery the action right behind rides in it. The
+        effects then hold ``Settle(skipped, coalesced)`` for what gave way and the
+        ``SendWrite`` to send instead: the same write with a rider, or a newer write (its
+        ``op.token`` differs). No ``SendWrite`` among them: send the write as it was chosen.
+        """
+        order = self._busy.get(order_id)
+        if order is None or order.write is None or order.write.token != token:
+            return []
+        riding = order.riding
+        out: list[Effect[T]] = []
+        self._machine.reconsider(order_id, order, out, self._clock())
+        # Chosen again as it was: that SendWrite is the call already starting, not a new one.
+        return [
+            effect
+            for effect in out
+            if not (
+                isinstance(effect, SendWrite)
+                and effect.op.token == token
+                and effect.embedded is riding
+            )
+        ]
+
+    def waiting_behind(self, order_id: str) -> bool:
+        """Whether anything of the order waits for its write in flight to end (queued, parked).
+
+        Nothing waiting: the write's job is polled only to learn its outcome (and its rider's),
+        so it can be polled later and less often.
+        """
+        order = self._busy.get(order_id)
+        return order is not None and bool(order.queue or order.parked)
 
     def tag_needed(self, order_id: str, token: T) -> bool:
         """Whether an action waits for the tag the write ``token`` (in flight) will produce.
@@ -324,6 +387,7 @@ class OrderBook(Generic[T]):
             parked=tuple(p.action.token for p in order.parked),
             writing=None if order.write is None else order.write.token,
             acting=tuple(order.acting),
+            riding=None if order.riding is None else order.riding.token,
         )
 
     def _settle_down(self, order_id: str, order: Order[T]) -> None:
@@ -341,3 +405,23 @@ class OrderBook(Generic[T]):
         while excess > 0 and self._idle:
             self._idle.popitem(last=False)
             excess -= 1
+
+
+def _rider_settled(
+    order_id: str,
+    token: T,
+    *,
+    write_status: ResultStatus,
+    status: ResultStatus | None,
+    reason: str | None,
+    tag: str | None,
+) -> Settle[T]:
+    """The outcome of an action that rode in a write, from the runner or the write's own."""
+    if status is None:
+        # Unreported: the write's failure is the action's; a write that may have taken effect,
+        # or one accepted without word of its action, leaves the action's fate unknown.
+        if write_status in ("rejected", "failed"):
+            status, reason = "failed", "write_failed"
+        else:
+            status, reason = "unknown", reason or "unreported"
+    return Settle(order_id=order_id, token=token, status=status, reason=reason, tag=tag)

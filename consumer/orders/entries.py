@@ -47,6 +47,7 @@ class Order(Generic[T]):
 
     __slots__ = (
         "acting",
+        "before_write",
         "deleted",
         "exists",
         "failed_revision",
@@ -55,6 +56,7 @@ class Order(Generic[T]):
         "parked",
         "queue",
         "revision",
+        "riding",
         "state",
         "tag",
         "write",
@@ -75,6 +77,10 @@ class Order(Generic[T]):
         self.queue: deque[Queued[T]] = deque()
         self.parked: list[Parked[T]] = []
         self.write: Write[T] | None = None
+        # The state the order was in when that write was chosen (to choose again: reconsider).
+        self.before_write = State.UNKNOWN
+        # The action riding in that write (embedded delivery): in flight with it.
+        self.riding: Action[T] | None = None
         # In-flight actions: token -> the tag they were sent with.
         self.acting: dict[T, str] = {}
 

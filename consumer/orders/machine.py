@@ -15,7 +15,10 @@ or fetching deadline                         leaves a failed-write marker
             between them                     below floor or an earlier wi;
                                              Settle(skipped, coalesced) for the
                                              rest but the last; SendWrite(last,
-                                             exists)
+                                             exists); embedded delivery: the
+                                             action right behind an upsert (not
+                                             gated, or gated and reached by it)
+                                             rides in it
             head is a failed-write marker    parked n <= r: Settle(failed,         failed
             (revision r)                     write_failed)
             head is a gated action, not      parks; the ops behind it go on        same
@@ -38,6 +41,8 @@ confirmed   parked action, revision unknown, SendAction(tag)                    
 (rev None)  parked >= revision_wait ago
 any         tick: parked action past its     Settle(failed, revision_not_reached)  same
             deadline
+writing     write_done (any), an action      Settle(rider's status, T) for the     (as below)
+            riding in the write              rider, then as below
 writing     write_done accepted, upsert, tag Settle(accepted, T); floor = max(     confirmed(T,r)
             T, revision r                    floor, r); parked reached go
 writing     write_done accepted, upsert, no  Settle(accepted)                      unknown
@@ -83,7 +88,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Generic
+from typing import TYPE_CHECKING, Generic
 
 from consumer.orders.entries import Lapsed, Order, Parked, Queued
 from consumer.orders.ops import (
@@ -98,16 +103,31 @@ from consumer.orders.ops import (
     Write,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
 
 class OrderMachine(Generic[T]):
     """Applies the transition table to one order's record; the book keeps the records.
 
     ``revision_wait`` is how long a gated action waits when the confirmed revision is unknown
-    (tag learned by GET) before it goes with that tag anyway.
+    (tag learned by GET) before it goes with that tag anyway. ``embed_actions``: an action that
+    directly depends on an upsert about to be sent rides in it (Engage's embedded order action).
+    ``lane`` names the stream a token came from (the service: its partition): an action rides in
+    a write, and a write sent late takes the place of one, only within one lane, so whatever
+    follows a partition (its fence, its revocation) follows the call as a whole.
     """
 
-    def __init__(self, *, revision_wait: float) -> None:
+    def __init__(
+        self,
+        *,
+        revision_wait: float,
+        embed_actions: bool = False,
+        lane: Callable[[T], Hashable] | None = None,
+    ) -> None:
         self._revision_wait = revision_wait
+        self._embed_actions = embed_actions
+        self._lane = lane
 
     def advance(self, order_id: str, order: Order[T], out: list[Effect[T]], now: float) -> None:
         """Apply the transition table until the order has to wait for a result or for time."""
@@ -209,9 +229,77 @@ class OrderMachine(Generic[T]):
             return
         out.extend(_skipped(order_id, write.token, "coalesced") for write in survivors[:-1])
         last = survivors[-1]
+        order.before_write = order.state
         order.state = State.WRITING
         order.write = last
-        out.append(SendWrite(order_id=order_id, op=last, exists=order.exists))
+        order.riding = self._rider(order, last, now)
+        out.append(
+            SendWrite(order_id=order_id, op=last, exists=order.exists, embedded=order.riding)
+        )
+
+    def _rider(self, order: Order[T], write: Write[T], now: float) -> Action[T] | None:
+        """Take the action at the head if it can ride in ``write`` (embedded delivery).
+
+        It can when it depends on exactly this write: it comes right after it in the stream
+        (not gated), or its revision is reached by this write or was reached before. A gated
+        action this write does not reach would park, and one past its deadline fails: neither
+        rides. Only the first: Engage takes one embedded action per write (as we read it), and
+        any action after it goes separately with the write's tag.
+        """
+        if not self._embed_actions or write.kind != "upsert" or not order.queue:
+            return None
+        head = order.queue[0]
+        if not isinstance(head, Action) or head.deadline <= now:
+            return None
+        if not self._same_lane(write.token, head.token):
+            return None
+        wanted = head.min_revision
+        if wanted is not None:
+            by_write = write.revision is not None and wanted <= write.revision
+            if not by_write and (order.floor is None or wanted > order.floor):
+                return None
+        order.queue.popleft()
+        return head
+
+    def _same_lane(self, first: T, second: T) -> bool:
+        lane = self._lane
+        return lane is None or lane(first) == lane(second)
+
+    def reconsider(self, order_id: str, order: Order[T], out: list[Effect[T]], now: float) -> None:
+        """The write in flight is about to start: let what queued behind it since join it.
+
+        The write was chosen when it reached the head; until its first request goes out it can
+        still give way. Later writes with no action between (coalescing, as if they had all
+        been queued together) and, with embedded delivery, an action right behind it (riding)
+        are taken in: the write goes back to the head of the queue, its rider behind it, the
+        order back to the state it was in, and the writes are chosen again. Only ops of the
+        write's own lane join it; when none can, nothing changes.
+        """
+        write = order.write
+        if write is None or order.state is not State.WRITING or order.parked:
+            # Parked actions: choosing again could release one on the old tag ahead of the
+            # write; such an order keeps the write it chose.
+            return
+        lane_ok = True
+        joining = False
+        for op in order.queue:
+            if isinstance(op, Lapsed):
+                break
+            lane_ok = lane_ok and self._same_lane(write.token, op.token)
+            if isinstance(op, Write):
+                joining = True
+                continue
+            # An action: it ends the run; it may ride if nothing rides yet.
+            joining = joining or (self._embed_actions and order.riding is None)
+            break
+        if not joining or not lane_ok:
+            return
+        if order.riding is not None:
+            order.queue.appendleft(order.riding)
+        order.queue.appendleft(write)
+        order.state = order.before_write
+        order.write = order.riding = None
+        self.advance(order_id, order, out, now)
 
     def _send_action(
         self, order_id: str, order: Order[T], action: Action[T], out: list[Effect[T]]

@@ -73,11 +73,17 @@ Op: TypeAlias = Write[T] | Action[T]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SendWrite(Generic[T]):
-    """Write the order. ``exists``: Engage has it (True), has not (False), or unknown (None)."""
+    """Write the order. ``exists``: Engage has it (True), has not (False), or unknown (None).
+
+    ``embedded``: the action that rides in this write (embedded delivery): Engage runs it when
+    the write's job succeeds, on exactly this write, so it needs no tag. Its result comes with
+    the write's (``OrderBook.write_done``).
+    """
 
     order_id: str
     op: Write[T]
     exists: bool | None
+    embedded: Action[T] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -146,3 +152,5 @@ class OrderSnapshot(Generic[T]):
     parked: tuple[T, ...]
     writing: T | None
     acting: tuple[T, ...]
+    #: the action riding in the write in flight (embedded delivery)
+    riding: T | None = None
