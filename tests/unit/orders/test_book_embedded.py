@@ -27,7 +27,7 @@ def make_book(*, embed: bool = True, lanes: dict[str, str] | None = None) -> Ord
         clock=Clock(),
         revision_wait=30.0,
         embed_actions=embed,
-        lane=lane,  # type: ignore[arg-type]  # dict.get: str -> str | None, hashable either way
+        lane=lane,
     )
 
 
