@@ -2,7 +2,11 @@
 
 The simulator journals every accepted write (with a digest of its body), every processed job
 (with the versionTag it produced) and every accepted action (with the tag it carried and its
-``data``, where generated actions keep the id of the event that asked for them). From that,
+``data``, where generated actions keep the id of the event that asked for them). An action
+embedded in a write (``embedded: true``, with the ``jobId`` of that write) is journaled when the
+write's job is processed, with that write's tag, and is audited exactly like a separate one: it
+is the action of the event in its ``data``, on the tag of the write it came with, and the same
+event's action both embedded and sent separately (or embedded twice) is a duplicate. From that,
 ``audit`` answers the questions the guarantees are about:
 
 - did every input event get an outcome (and were repeated outcomes only replays of one id)?
@@ -42,6 +46,8 @@ class AuditReport:
     missing_outcomes: list[str] = field(default_factory=list)
     statuses: Counter[tuple[str, str]] = field(default_factory=Counter)
     actions_accepted: int = 0
+    #: how many of the accepted actions came embedded in their write
+    embedded_actions: int = 0
     duplicate_actions: int = 0
     duplicated_event_ids: list[str] = field(default_factory=list)
     wrong_tag: list[str] = field(default_factory=list)
@@ -76,6 +82,7 @@ class AuditReport:
             "repeated_outcomes": self.repeated_outcomes,
             "missing_outcomes": len(self.missing_outcomes),
             "actions_accepted": self.actions_accepted,
+            "embedded_actions": self.embedded_actions,
             "duplicate_actions": self.duplicate_actions,
             "wrong_tag": len(self.wrong_tag),
             "out_of_order": len(self.out_of_order),
@@ -234,11 +241,14 @@ def _audit_journal(
                 processed_at.setdefault(digest, float(entry.get("t") or 0.0))
         elif kind == "action":
             report.actions_accepted += 1
+            if entry.get("embedded"):
+                report.embedded_actions += 1
             _check_action(
                 report,
                 entry=entry,
                 expects=expects,
                 writes=writes,
+                write_digest=write_digest,
                 tag_digest=tag_digest,
                 sent=sent,
                 last_position=last_position,
@@ -255,6 +265,7 @@ def _check_action(
     entry: Mapping[str, Any],
     expects: Mapping[str, _Expect],
     writes: Mapping[str, _Write],
+    write_digest: Mapping[str, str],
     tag_digest: Mapping[tuple[str, str], str],
     sent: Counter[str],
     last_position: dict[str, tuple[int, str]],
@@ -270,7 +281,7 @@ def _check_action(
     sent[expect.event_id] += 1
     if sent[expect.event_id] > 1:
         return
-    used = tag_digest.get((order_id, str(entry.get("versionTag"))))
+    used = _used_write(entry, write_digest, tag_digest)
     depends_on = expect.depends_on if expect.depends_on is not None else used
     if depends_on is not None and depends_on in processed_at:
         report.lateness.append(float(entry.get("t") or 0.0) - processed_at[depends_on])
@@ -283,6 +294,23 @@ def _check_action(
         last_position[order_id] = (expect.write_position, expect.event_id)
     elif used is not None and (used not in writes or writes[used].revision < expect.min_revision):
         report.wrong_tag.append(expect.event_id)
+
+
+def _used_write(
+    entry: Mapping[str, Any],
+    write_digest: Mapping[str, str],
+    tag_digest: Mapping[tuple[str, str], str],
+) -> str | None:
+    """The body digest of the write whose tag an action went with.
+
+    A separate action is known by the tag it carried. An embedded one came with one write, which
+    its ``jobId`` names: that write is the one it used (the simulator gives it that write's tag).
+    """
+    if entry.get("embedded") and entry.get("jobId") is not None:
+        digest = write_digest.get(str(entry["jobId"]))
+        if digest is not None:
+            return digest
+    return tag_digest.get((str(entry.get("orderId")), str(entry.get("versionTag"))))
 
 
 def _wrong_or_superseded(

@@ -6,8 +6,9 @@ job link; jobs that finish after a configurable delay or fail; a new random ``ve
 processed write; actions refused with 404 on a stale tag and 422 without a contact; 429 above a
 per-key rate; faults on demand; and a journal of everything accepted, the tests' source of truth.
 
-The pieces: engage_settings (values, parsing), engage_state (the pure model), engage_http (the
-server and the in-process handle), engage_process (the same server in a child process).
+The pieces: engage_settings (values, parsing), engage_state (the pure model), engage_actions (the
+action rules, embedded order actions included), engage_http (the server and the in-process
+handle), engage_process (the same server in a child process).
 
 Python API::
 
@@ -30,6 +31,12 @@ Wire choices where Engage's documentation is silent (kept in one place each, eas
 * An action is checked in this order: 400 (bad JSON, missing or non-string ``action`` or
   ``versionTag``, non-string ``language``), 404 (no such order, or a tag that is not the
   current one), 422 (no ``contact.matchKey``); 202 has an empty body.
+* POST and PUT accept an embedded order action under ``orderAction`` (the field's name is the
+  setting ``embedded_action_field``, flag ``--embedded-action-field``): the action body minus
+  ``versionTag``, stripped before the order is stored, 400 ``InvalidOrderAction`` when malformed,
+  run when the job succeeds; the job's answer reports it as ``{"orderAction": {"status":
+  "Succeeded" | "NotRun"}}`` or ``{"status": "Failed", "errorCode": "OrderHasNoContact"}``
+  (details in engage_actions).
 * Error bodies are ``{"errorCode", "message"}``; a 429 carries ``Retry-After: <seconds>`` when
   configured (default 1 s) and nothing otherwise; the rate limit is a token bucket per key.
 

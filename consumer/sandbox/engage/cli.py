@@ -110,6 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="keep the last N requests with their client address, 0 = none (%(default)s)",
     )
+    other.add_argument(
+        "--embedded-action-field",
+        default=d.embedded_action_field,
+        metavar="NAME",
+        help="order-body field of POST/PUT carrying an embedded order action "
+        "(default: %(default)s)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
@@ -139,6 +146,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
         job_retention=args.job_retention,
         seed=args.seed,
         request_log=args.request_log,
+        embedded_action_field=args.embedded_action_field,
     )
 
 

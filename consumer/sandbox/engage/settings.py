@@ -219,6 +219,9 @@ class SimulatorSettings:
     #: Keep the last N API requests as (seconds since start, client address, route, status),
     #: for tests that must tell which client sent what (``GET /_sim/requests``); 0: keep none.
     request_log: int = 0
+    #: The order-body field of POST and PUT that carries an embedded order action (Engage names
+    #: it only in each tenant's Swagger: our reading, see engage_actions).
+    embedded_action_field: str = "orderAction"
 
     def __post_init__(self) -> None:
         if not self.api_keys or any(not key for key in self.api_keys):
@@ -238,6 +241,13 @@ class SimulatorSettings:
             raise ValueError("journal_limit and job_retention must be >= 1")
         if self.request_log < 0:
             raise ValueError("request_log must be >= 0")
+        if not self.embedded_action_field or self.embedded_action_field in {
+            "orderId",
+            "versionTag",
+        }:
+            raise ValueError(
+                "embedded_action_field must be a non-empty name, not orderId or versionTag"
+            )
 
     @property
     def api_key(self) -> str:
@@ -272,6 +282,7 @@ def settings_to_argv(settings: SimulatorSettings) -> list[str]:
     if settings.seed is not None:
         argv += ["--seed", str(settings.seed)]
     argv += ["--request-log", str(settings.request_log)]
+    argv += ["--embedded-action-field", settings.embedded_action_field]
     return argv
 
 

@@ -12,6 +12,10 @@ existence checks of later writes (POST answers 409 for an existing order, PUT an
 an absent one) look at the order as it *will* be once its accepted jobs have run, so a create
 followed at once by a replace is not refused merely because the create is still processing.
 
+An embedded order action (rules and wire shape in engage_actions) is taken out of a POST or PUT
+body before anything else sees the body, rides on the write's job, and runs when that job
+finishes: at the job's finish time, journaled right after the job's own entry, on its new tag.
+
 Every answer is an ``Answer`` value; the HTTP layer (engage_http) only encodes it.
 """
 
@@ -31,6 +35,14 @@ from urllib.parse import quote
 
 import orjson
 
+from consumer.sandbox.engage.actions import (
+    NO_CONTACT,
+    Refusal,
+    action_fields,
+    embedded_action,
+    embedded_report,
+    has_contact,
+)
 from consumer.sandbox.engage.settings import FAILURE_STATUS, Faults, SimulatorSettings
 
 if TYPE_CHECKING:
@@ -75,6 +87,10 @@ class Job:
     failure: str | None
     status: JobStatus = "pending"
     version_tag: str | None = None
+    #: the embedded order action's fields until the job ends (see engage_actions)
+    embedded: dict[str, Any] | None = None
+    #: what the job's answer says of that action once the job ended (None: there was none)
+    embedded_report: dict[str, str] | None = None
 
 
 def body_digest(body: dict[str, Any]) -> str:
@@ -108,18 +124,10 @@ def _parse_action(body: bytes) -> dict[str, Any] | Answer:
     request = _parse_object(body)
     if isinstance(request, Answer):
         return request
-    action, tag, language = (
-        request.get("action"),
-        request.get("versionTag"),
-        request.get("language"),
-    )
-    if not isinstance(action, str) or not action:
-        return error(400, "InvalidAction", "action is required and must be a string")
-    if not isinstance(tag, str) or not tag:
-        return error(400, "InvalidVersionTag", "versionTag is required and must be a string")
-    if language is not None and not isinstance(language, str):
-        return error(400, "InvalidLanguage", "language must be a string")
-    return {"action": action, "versionTag": tag, "language": language, "data": request.get("data")}
+    fields = action_fields(request, tagged=True)
+    if isinstance(fields, Refusal):
+        return error(400, fields.code, fields.message)
+    return fields
 
 
 class EngageState:
@@ -162,6 +170,7 @@ class EngageState:
         self._throttled_per_second: Counter[int] = Counter()
         self._faults_injected: Counter[str] = Counter()
         self._jobs_done: Counter[str] = Counter()
+        self._embedded_done: Counter[str] = Counter()
         self._actions_accepted = 0
         self._rate_limited = 0
 
@@ -288,10 +297,49 @@ class EngageState:
             **outcome,
         }
         self._record(job.due, entry)
+        if job.embedded is not None:
+            self._run_embedded(job)
         job.body = None  # the order holds it now; a remembered job need not
         self._finished.append(job.job_id)
         if len(self._finished) > self.settings.job_retention:
             self._jobs.pop(self._finished.popleft(), None)
+
+    def _run_embedded(self, job: Job) -> None:
+        """Run a finished job's embedded action on its write's tag, as a separate one would."""
+        fields, job.embedded = job.embedded or {}, None
+        if job.status == "failed":
+            job.embedded_report = embedded_report("NotRun")
+            self._embedded_done["notRun"] += 1
+            return
+        if not has_contact(self._orders.get(job.order_id, {})):
+            job.embedded_report = embedded_report("Failed")
+            self._embedded_done["failed"] += 1
+            return
+        self._actions_accepted += 1
+        self._embedded_done["succeeded"] += 1
+        job.embedded_report = embedded_report("Succeeded")
+        # The separate action's journal fields, in its order, then what marks it embedded.
+        entry = {
+            "kind": "action",
+            "orderId": job.order_id,
+            "action": fields["action"],
+            "versionTag": job.version_tag,
+            "language": fields["language"],
+            "data": fields["data"],
+            "embedded": True,
+            "jobId": job.job_id,
+        }
+        self._record(job.due, entry)
+
+    def _take_embedded(self, order: dict[str, Any]) -> dict[str, Any] | Answer | None:
+        """Strip the embedded action from an order body: its fields, the 400, or None."""
+        name = self.settings.embedded_action_field
+        if name not in order:
+            return None
+        fields = embedded_action(order.pop(name), field=name)
+        if isinstance(fields, Refusal):
+            return error(400, fields.code, fields.message)
+        return fields
 
     def _apply(self, job: Job) -> None:
         order_id, body = job.order_id, job.body or {}
@@ -311,7 +359,12 @@ class EngageState:
         job.version_tag = self._tags[order_id] = f"{self._rng.getrandbits(64):016x}"
 
     def _submit(
-        self, order_id: str, operation: Operation, method: str, body: dict[str, Any] | None
+        self,
+        order_id: str,
+        operation: Operation,
+        method: str,
+        body: dict[str, Any] | None,
+        embedded: dict[str, Any] | None = None,
     ) -> Answer:
         now = self._clock()
         scripted = self._fail_next.get(order_id)
@@ -340,6 +393,7 @@ class EngageState:
             starts_at=starts_at,
             due=due,
             failure=failure,
+            embedded=embedded,
         )
         self._jobs[job_id] = job
         heapq.heappush(self._due, (due, next(self._tie), job))
@@ -365,12 +419,15 @@ class EngageState:
         order = _parse_object(body)
         if isinstance(order, Answer):
             return order
+        embedded = self._take_embedded(order)
+        if isinstance(embedded, Answer):
+            return embedded
         order_id = order.get("orderId")
         if not isinstance(order_id, str) or not order_id:
             return error(400, "InvalidOrder", "orderId is required and must be a string")
         if order_id in self._will_exist:
             return error(409, "OrderAlreadyExists", f"order {order_id!r} already exists")
-        return self._submit(order_id, "create", "POST", order)
+        return self._submit(order_id, "create", "POST", order, embedded)
 
     def replace_order(self, order_id: str, body: bytes) -> Answer:
         """PUT /api/v3/orders/{orderId}: 202 + job; 400 malformed; 404 when absent."""
@@ -378,12 +435,15 @@ class EngageState:
         order = _parse_object(body)
         if isinstance(order, Answer):
             return order
+        embedded = self._take_embedded(order)
+        if isinstance(embedded, Answer):
+            return embedded
         body_id = order.setdefault("orderId", order_id)
         if body_id != order_id:
             return error(400, "InvalidOrder", "the body's orderId differs from the path's")
         if order_id not in self._will_exist:
             return error(404, "OrderNotFound", f"order {order_id!r} does not exist")
-        return self._submit(order_id, "replace", "PUT", order)
+        return self._submit(order_id, "replace", "PUT", order, embedded)
 
     def delete_order(self, order_id: str) -> Answer:
         """DELETE /api/v3/orders/{orderId}: 202 + job; 404 when absent."""
@@ -419,6 +479,11 @@ class EngageState:
         if job is None:
             return error(404, "JobNotFound", f"job {job_id!r} is unknown")
         base = {"jobId": job_id, "orderId": job.order_id}
+        report = (
+            {}
+            if job.embedded_report is None
+            else {self.settings.embedded_action_field: job.embedded_report}
+        )
         if job.status == "pending":
             running = self._clock() >= job.starts_at
             return Answer(
@@ -426,7 +491,8 @@ class EngageState:
             )
         if job.status == "succeeded":
             location = order_location(job.order_id)
-            return Answer(status=302, body={**base, "status": "Succeeded"}, location=location)
+            body = {**base, "status": "Succeeded", **report}
+            return Answer(status=302, body=body, location=location)
         kind = job.failure or "internal"
         return Answer(
             status=FAILURE_STATUS[kind],
@@ -435,6 +501,7 @@ class EngageState:
                 "status": "Failed",
                 "errorCode": _FAILURE_CODES[kind],
                 "message": f"the {job.operation} job failed ({kind}, simulated)",
+                **report,
             },
         )
 
@@ -453,9 +520,8 @@ class EngageState:
             self._busy_until.get(order_id, 0.0) > self._clock()
         ):
             return error(404, "VersionTagMismatch", "a write of this order is still processing")
-        contact = order.get("contact")
-        if not isinstance(contact, dict) or not contact.get("matchKey"):
-            return error(422, "OrderHasNoContact", "the order has no contact to act on")
+        if not has_contact(order):
+            return error(422, NO_CONTACT, "the order has no contact to act on")
         self._actions_accepted += 1
         self._record(self._clock(), {"kind": "action", "orderId": order_id, **request})
         return Answer(status=202)
@@ -498,6 +564,9 @@ class EngageState:
                 "failed": self._jobs_done["failed"],
             },
             "actionsAccepted": self._actions_accepted,
+            "embeddedActions": {
+                key: self._embedded_done[key] for key in ("succeeded", "failed", "notRun")
+            },
             "orders": len(self._orders),
             "journal": {
                 "entries": len(self._journal),
