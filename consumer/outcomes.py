@@ -90,6 +90,8 @@ class Outcome:
     engage_ms: float = 0.0
     total_ms: float | None = None
     """Measured duration (e.g. from a monotonic clock); None: finished_at - received_at."""
+    delivery: Literal["separate", "embedded"] | None = None
+    """How an action reached Engage: its own call, or riding in its write; None: not sent."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -141,6 +143,8 @@ def encode_outcome(outcome: Outcome, *, source: str = OUTCOME_SOURCE) -> bytes:
             "engageMs": round(max(outcome.engage_ms, 0.0), 3),
         },
     }
+    if outcome.delivery is not None:
+        data["delivery"] = outcome.delivery
     event = {
         "specversion": "1.0",
         "id": outcome_id(origin, outcome.operation),

@@ -60,12 +60,18 @@ class PollSchedule:
         """The median job duration the schedule works from (seconds; a metric and for tests)."""
         return self._median
 
-    def first_gap(self) -> float:
+    def first_gap(self, *, patient: bool = False) -> float:
         """Seconds from the write's acceptance to the job's first poll (±10 % jitter).
 
         The jitter spreads the polls of writes accepted together without moving them early.
+        ``patient``: nothing waits for the job but its outcome (embedded delivery: the action
+        rode in the write, nothing queued behind it), so the first poll comes at twice the
+        median, when nearly every job is done: fewer polls for a later outcome. The midpoint of
+        ``(0, 2 * median)`` is the median, so such jobs teach the schedule what it already
+        believes, and slower ones push it out as they should.
         """
-        gap = min(max(self._median, self._floor), self._max_first)
+        typical = self._median * (2.0 if patient else 1.0)
+        gap = min(max(typical, self._floor), self._max_first)
         return gap * self._rng.uniform(0.9, 1.1)
 
     def next_gap(self, polls_done: int) -> float:

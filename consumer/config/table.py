@@ -28,6 +28,7 @@ from consumer.config.kinds import (
 )
 from consumer.config.setting import Group, Setting
 from consumer.config.values import (
+    ACTION_DELIVERIES,
     HTTP_TRANSPORTS,
     LOG_LEVELS,
     MECHANISMS,
@@ -227,6 +228,25 @@ ENGAGE: Final = Group(
                 notes={"aiohttp": "httpx's API on aiohttp's connections: half the CPU per request"},
             ),
             meaning="the HTTP client under the Engage client",
+        ),
+        Setting(
+            env="ENGAGE_ACTION_DELIVERY",
+            kind=Choice(
+                ACTION_DELIVERIES,
+                notes={
+                    "separate": "write, poll its job, read its tag, then the action call",
+                    "embedded": "the action rides in the write it depends on: one request",
+                },
+            ),
+            meaning="how an action that depends on a write reaches Engage; `embedded` relies on"
+            " our reading of Engage's embedded order action (README: Engage behaviour we"
+            " assumed): check it against your tenant's Swagger first",
+        ),
+        Setting(
+            env="ENGAGE_EMBEDDED_ACTION_FIELD",
+            kind=_TEXT,
+            meaning="the order-body field an embedded action rides in (your tenant's Swagger"
+            " names it)",
         ),
         Setting(
             env="ENGAGE_MAX_ATTEMPTS",

@@ -25,6 +25,7 @@ PROTOCOLS: Final[tuple[SecurityProtocol, ...]] = ("PLAINTEXT", "SSL", "SASL_PLAI
 MECHANISMS: Final[tuple[SaslMechanism, ...]] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 PARTITIONS_MISMATCH: Final[tuple[PartitionsMismatch, ...]] = ("error", "warn")
 HTTP_TRANSPORTS: Final = ("aiohttp", "httpx")
+ACTION_DELIVERIES: Final = ("separate", "embedded")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -95,6 +96,8 @@ class Settings:
     engage_read_every_tag: bool = False
     engage_max_attempts: int = 100
     engage_http_transport: str = "aiohttp"
+    engage_action_delivery: str = "separate"
+    engage_embedded_action_field: str = "orderAction"
     action_intents: bool = True
     job_deadline_seconds: float = 120.0
     # Processing

@@ -11,6 +11,7 @@ never the service, Kafka or the order book.
 
 from consumer.engage.classify import parse_retry_after
 from consumer.engage.client import EngageClient, open_engage_client
+from consumer.engage.embedded import EmbeddedRider
 from consumer.engage.seams import (
     BeforeSend,
     OpenGate,
@@ -23,6 +24,7 @@ from consumer.engage.seams import (
 from consumer.engage.types import (
     ActionResult,
     CallKind,
+    EmbeddedReport,
     EngageClientSettings,
     JobRef,
     JobResult,
@@ -31,12 +33,23 @@ from consumer.engage.types import (
     WriteConfirmation,
     WriteMethod,
 )
-from consumer.engage.wire import action_rejection_reason
+from consumer.engage.wire import (
+    EMBEDDED_ACTION_FIELD,
+    NO_CONTACT_CODES,
+    EmbeddedResult,
+    action_rejection_reason,
+    embedded_action,
+)
 
 __all__ = [
+    "EMBEDDED_ACTION_FIELD",
+    "NO_CONTACT_CODES",
     "ActionResult",
     "BeforeSend",
     "CallKind",
+    "EmbeddedReport",
+    "EmbeddedResult",
+    "EmbeddedRider",
     "EngageClient",
     "EngageClientSettings",
     "JobRef",
@@ -51,6 +64,7 @@ __all__ = [
     "WriteConfirmation",
     "WriteMethod",
     "action_rejection_reason",
+    "embedded_action",
     "open_engage_client",
     "parse_retry_after",
     "run_once",

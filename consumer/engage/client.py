@@ -44,6 +44,7 @@ from consumer.engage.classify import (
     status_error,
     transport_error,
 )
+from consumer.engage.embedded import EmbeddedRider
 from consumer.engage.seams import (
     BeforeSend,
     OpenGate,
@@ -142,6 +143,11 @@ class EngageClient:
     def __repr__(self) -> str:
         return f"EngageClient(base_url={self._settings.base_url!r}, apikey='********')"
 
+    @property
+    def embedded_action_field(self) -> str:
+        """The order-body field an embedded action rides in."""
+        return self._settings.embedded_action_field
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
@@ -218,24 +224,6 @@ class EngageClient:
             self._gate.throttled(parse_retry_after(response.headers.get("Retry-After")))
         return response
 
-    def _job_ref(self, response: httpx.Response, method: WriteMethod) -> JobRef | None:
-        link = engage_wire.job_link(
-            response.headers.get("Location"), engage_wire.decode_body(response.content)
-        )
-        if link is None:
-            return None
-        url = response.request.url.join(link)
-        if url.copy_with(path="/", query=None, fragment=None) != self._origin:
-            # Never send the API key to another host because an answer named it: keep the path
-            # and ask our own Engage.
-            url = self._origin.copy_with(raw_path=url.raw_path)
-        return JobRef(
-            url=str(url),
-            job_id=engage_wire.job_id_from_link(url.path),
-            method=method,
-            http_status=response.status_code,
-        )
-
     # -- writes ------------------------------------------------------------------------------
 
     async def write_order(
@@ -247,11 +235,13 @@ class EngageClient:
         deadline: float | None = None,
         meter: Meter | None = None,
         guard: SendGuard | None = None,
+        before_send: BeforeSend | None = None,
     ) -> JobRef:
         """Create (POST) or replace (PUT) an order; return the job Engage started.
 
         ``exists=True`` tries PUT first, otherwise POST. A PUT answered 404 (absent) switches to
-        POST once; a POST answered "already exists" switches to PUT once.
+        POST once; a POST answered "already exists" switches to PUT once. ``before_send`` runs
+        before each request goes out (an embedded action's intent is recorded there).
         """
         use_put = exists is True
         switched = False
@@ -259,7 +249,13 @@ class EngageClient:
             method: WriteMethod = "PUT" if use_put else "POST"
             path = engage_wire.order_path(order_id) if use_put else engage_wire.ORDERS_PATH
             response = await self._send(
-                method, path, body=body, deadline=deadline, meter=meter, guard=guard
+                method,
+                path,
+                body=body,
+                deadline=deadline,
+                meter=meter,
+                guard=guard,
+                before_send=before_send,
             )
             status = response.status_code
             if not switched:
@@ -271,7 +267,7 @@ class EngageClient:
                     use_put, switched = True, True
                     continue
             if 200 <= status < 300:
-                job = self._job_ref(response, method)
+                job = _job_ref(response, method, self._origin)
                 if job is None:
                     raise EngageError(
                         f"{method} {path} answered {status} without a job link",
@@ -297,7 +293,7 @@ class EngageClient:
             return None
         if 200 <= status < 300:
             # (undocumented) a 2xx without a job link is taken as a delete done at once.
-            return self._job_ref(response, "DELETE")
+            return _job_ref(response, "DELETE", self._origin)
         raise status_error("DELETE", path, response)
 
     async def poll_job(
@@ -308,19 +304,21 @@ class EngageClient:
         meter: Meter | None = None,
         wait: Callable[[float], Awaitable[None]] = anyio.sleep,
         guard: SendGuard | None = None,
+        patient: Callable[[], bool] | None = None,
     ) -> JobResult:
         """Poll a job with growing, jittered gaps until it ends or ``deadline`` passes.
 
         Trouble answering the poll itself (429, 5xx, lost connection) is not the job's failure:
         polling is safe to repeat, so it just polls again later. The gaps come from
         ``poll_schedule`` (learned from recent jobs); ``wait`` sleeps them: the caller's chance to
-        lend out what it holds while nothing is sent.
+        lend out what it holds while nothing is sent; ``patient()`` (asked once): see
+        ``PollSchedule.first_gap``.
         """
         started = time.monotonic()
         tries = polls = 0
         running_at = 0.0
         troubled = False  # a poll went unanswered: this job's timing says nothing of Engage's
-        gap = self.poll_schedule.first_gap()
+        gap = self.poll_schedule.first_gap(patient=patient is not None and patient())
         last_status: int | None = None
         last_reason: str | None = None
         while True:
@@ -350,7 +348,8 @@ class EngageClient:
                 continue
             polls += 1
             last_status = response.status_code
-            state = engage_wire.job_state(last_status, engage_wire.decode_body(response.content))
+            answer = engage_wire.decode_body(response.content)
+            state = engage_wire.job_state(last_status, answer)
             last_reason = state.reason
             if state.state == "pending":
                 running_at = asked_at
@@ -361,12 +360,20 @@ class EngageClient:
                 if not troubled:
                     self.poll_schedule.job_ended(running_at, time.monotonic() - started)
                 return JobResult(
-                    state="succeeded", http_status=last_status, reason=None, polls=polls
+                    state="succeeded",
+                    http_status=last_status,
+                    reason=None,
+                    polls=polls,
+                    body=answer,
                 )
             else:
                 # Failed (or unknown to Engage): no processing time worth learning from.
                 return JobResult(
-                    state="failed", http_status=last_status, reason=state.reason, polls=polls
+                    state="failed",
+                    http_status=last_status,
+                    reason=state.reason,
+                    polls=polls,
+                    body=answer,
                 )
 
     async def get_order(
@@ -410,6 +417,9 @@ class EngageClient:
         wait: Callable[[float], Awaitable[None]] = anyio.sleep,
         tag_wanted: Callable[[], bool] | None = None,
         guard: SendGuard | None = None,
+        rider: EmbeddedRider | None = None,
+        before_send: BeforeSend | None = None,
+        patient: Callable[[], bool] | None = None,
     ) -> WriteConfirmation:
         """Write an order, wait for its job, and read the versionTag that write produced.
 
@@ -421,13 +431,16 @@ class EngageClient:
         ambiguous write the next attempt first asks Engage with a GET whether the order exists,
         because Engage says to check before repeating a POST whose outcome is unknown.
         ``guard`` is asked before every request (write, polls, GETs); if it refuses, that
-        request and everything after it stays unsent (``SendRefused``).
+        request and everything after it stays unsent (``SendRefused``). ``rider``: an action
+        riding in the write (``EmbeddedRider``); ``before_send`` runs before each request that
+        carries it; ``embedded`` in the result says what became of it.
         Raises the classified error of the write or the GET when ``retry`` gives up; a job that
         failed or did not finish by ``deadline`` is reported in the result, not raised.
         """
         meter = meter if meter is not None else Meter()
         known_exists = exists
         check_first = False
+        rider = rider or EmbeddedRider(None, field=self._settings.embedded_action_field)
 
         async def write_step() -> JobRef:
             nonlocal known_exists, check_first
@@ -436,13 +449,15 @@ class EngageClient:
                 known_exists, check_first = state is not None, False
             meter.attempts += 1
             try:
-                job = await self.write_order(
+                job = await rider.write(
+                    self,
                     order_id,
                     body,
                     exists=known_exists,
                     deadline=deadline,
                     meter=meter,
                     guard=guard,
+                    before_send=before_send,
                 )
             except EngageAmbiguous:
                 check_first = True
@@ -455,8 +470,9 @@ class EngageClient:
         if job_timeout is not None:
             poll_deadline = min(deadline, self._clock() + job_timeout)
         result = await self.poll_job(
-            job, deadline=poll_deadline, meter=meter, wait=wait, guard=guard
+            job, deadline=poll_deadline, meter=meter, wait=wait, guard=guard, patient=patient
         )
+        report = rider.report(result)
         tag: str | None = None
         missing = False
         tag_read = result.state == "succeeded" and (tag_wanted is None or tag_wanted())
@@ -475,6 +491,7 @@ class EngageClient:
             requests=meter.requests,
             engage_ms=meter.engage_ms,
             attempts=meter.attempts,
+            embedded=report,
         )
 
     # -- actions (beta in Engage; wire format in engage_wire) --------------------------------
@@ -517,6 +534,26 @@ class EngageClient:
                 body=engage_wire.decode_body(response.content),
             )
         raise status_error("POST", path, response, ambiguous=ACTION_AMBIGUOUS)
+
+
+def _job_ref(response: httpx.Response, method: WriteMethod, origin: httpx.URL) -> JobRef | None:
+    """The job a write's answer names, asked of our own Engage whatever host the answer named."""
+    link = engage_wire.job_link(
+        response.headers.get("Location"), engage_wire.decode_body(response.content)
+    )
+    if link is None:
+        return None
+    url = response.request.url.join(link)
+    if url.copy_with(path="/", query=None, fragment=None) != origin:
+        # Never send the API key to another host because an answer named it: keep the path
+        # and ask our own Engage.
+        url = origin.copy_with(raw_path=url.raw_path)
+    return JobRef(
+        url=str(url),
+        job_id=engage_wire.job_id_from_link(url.path),
+        method=method,
+        http_status=response.status_code,
+    )
 
 
 @asynccontextmanager

@@ -1,6 +1,7 @@
 """The Engage client's values: its settings, what its calls return, and the per-operation meter.
 
-Plain values; imports nothing of the consumer but ``consumer.config.Secret`` (for the key).
+Plain values; imports nothing of the consumer but ``consumer.config.Secret`` (for the key) and,
+for types only, ``wire.EmbeddedResult``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from consumer.config import Secret
+    from consumer.engage.wire import EmbeddedResult
 
 #: ``poll``: a job poll (its own in-flight bound); ``call``: everything else.
 CallKind = Literal["call", "poll"]
@@ -56,6 +58,8 @@ class EngageClientSettings:
     poll_max_delay: float = 2.0
     #: ``aiohttp`` (default: httpx's API on aiohttp's transport) or ``httpx`` (httpcore)
     http_transport: str = "aiohttp"
+    #: the order-body field an embedded action rides in (``wire.embedded_action``)
+    embedded_action_field: str = "orderAction"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,6 +80,25 @@ class JobResult:
     http_status: int | None
     reason: str | None
     polls: int
+    #: the decoded body of the answer that ended it (where an embedded action is reported)
+    body: Any = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EmbeddedReport:
+    """What became of an action that rode in a write, as far as the write learned.
+
+    ``carried``: the write Engage took (and whose job was polled) carried the action.
+    ``maybe_sent``: an attempt that carried it may have reached Engage without an answer, so
+    it was taken out of the attempts after it (sending it again could run it twice).
+    ``refused``: Engage refused the write because of the action (its words); the write went
+    again without it. ``result``: the job's word on it, when the job ended.
+    """
+
+    carried: bool
+    maybe_sent: bool = False
+    refused: str | None = None
+    result: EmbeddedResult | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -110,3 +133,5 @@ class WriteConfirmation:
     requests: int
     engage_ms: float
     attempts: int
+    #: the action that rode in the write (None: none did)
+    embedded: EmbeddedReport | None = None

@@ -9,6 +9,10 @@ out different, one function changes and nothing else:
 - ``version_tag``: where an order's body carries its ``versionTag`` (top level).
 - ``order_already_exists``: how a POST create says the order is already there (409, or text).
 - ``action_body`` / ``action_rejection_reason``: the beta action call, request and refusals.
+- ``embedded_action`` / ``with_embedded_action`` / ``embedded_action_result`` /
+  ``embedded_action_refused``: the embedded order action of a write (Engage documents that
+  it exists, not its shape): what it looks like, where it goes in the order body, how the job
+  reports it, and how a write refused because of it says so.
 
 No I/O and no httpx objects: the client (``consumer.engage.client``) hands in status codes, header
 values and decoded bodies.
@@ -17,10 +21,13 @@ values and decoded bodies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
 import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ORDERS_PATH: Final = "/api/v3/orders"
 JOBS_PATH: Final = "/api/v3/orders/jobs"
@@ -191,3 +198,90 @@ def reason_text(body: Any) -> str | None:  # noqa: ANN401
                 if nested:
                     return nested
     return None
+
+
+#: (undocumented) The order-body field that carries an embedded action, unless a setting
+#: (``ENGAGE_EMBEDDED_ACTION_FIELD``) names another.
+EMBEDDED_ACTION_FIELD: Final = "orderAction"
+
+
+def embedded_action(
+    *, action: str, language: str | None, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    """(undocumented) An action riding in a write: the action call's body without versionTag.
+
+    Engage applies it to exactly the write it arrives with, so there is no tag to check.
+    """
+    body: dict[str, Any] = {"action": action}
+    if language is not None:
+        body["language"] = language
+    if data is not None:
+        body["data"] = data
+    return body
+
+
+def with_embedded_action(
+    order: Mapping[str, Any], action: Mapping[str, Any], *, field: str
+) -> dict[str, Any]:
+    """(undocumented) The order body with ``action`` under ``field`` (a copy; ``order`` stays)."""
+    return {**order, field: dict(action)}
+
+
+EmbeddedState = Literal["succeeded", "failed", "not_run", "unreported"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EmbeddedResult:
+    """What a job's answer said of the action that rode in its write."""
+
+    state: EmbeddedState
+    error_code: str | None = None
+    reason: str | None = None
+
+
+def embedded_action_result(body: Any, *, field: str) -> EmbeddedResult:  # noqa: ANN401
+    """(undocumented) How a finished job reports its embedded action.
+
+    Our reading: the job's answer carries ``field`` as ``{"status": "Succeeded"}``,
+    ``{"status": "Failed", "errorCode": "OrderHasNoContact", "message": ...}`` or
+    ``{"status": "NotRun"}`` (the job failed, so the action did not run). No such object:
+    ``unreported`` (a 302 without a body, for one), which the dispatcher reads as run, since
+    Engage says the action "will be used" when the write is processed.
+    """
+    report = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(report, dict):
+        return EmbeddedResult(state="unreported")
+    word = _status_word(report) or ""
+    code = report.get("errorCode")
+    code = code if isinstance(code, str) and code else None
+    if word in _DONE_WORDS:
+        return EmbeddedResult(state="succeeded")
+    if word in {"notrun", "not_run", "not run", "skipped", "cancelled", "canceled"}:
+        return EmbeddedResult(state="not_run", reason=reason_text(report))
+    if word in _FAILED_WORDS or code is not None:
+        return EmbeddedResult(state="failed", error_code=code, reason=reason_text(report) or code)
+    return EmbeddedResult(state="unreported", reason=word or None)
+
+
+#: (undocumented) errorCode of a job's embedded-action report that means "no contact to send to"
+NO_CONTACT_CODES: Final = frozenset({"OrderHasNoContact", "NoContact", "ContactNotFound"})
+
+
+def embedded_action_refused(status: int, body: Any, *, field: str) -> bool:  # noqa: ANN401
+    """(undocumented) Whether a write was refused (400/422) because of its embedded action.
+
+    We assume an ``errorCode`` of ``InvalidOrderAction``, or words naming the field; the write
+    is then sent again without the action, and the action alone is ``rejected``.
+    """
+    if status not in (400, 422):
+        return False
+    if isinstance(body, str):
+        # The error's text (a body cut short is no longer JSON): look for the same words.
+        text = body.lower()
+        return "invalidorderaction" in text or f'"{field.lower()}' in text
+    if not isinstance(body, dict):
+        return False
+    code = body.get("errorCode")
+    if isinstance(code, str) and code.lower() in {"invalidorderaction", "invalidembeddedaction"}:
+        return True
+    return field.lower() in (reason_text(body) or "").lower()

@@ -3,7 +3,11 @@
 A write (create or replace, or a delete) is sent, its job polled (sleeping between polls
 without holding a place), and its tag read only when an action waits for it; an action is sent
 with the tag the book gave it, its intent made durable just before; a tag read learns the
-order's current tag. Every request first asks the fence whether its partition may still send:
+order's current tag. Just before a write's first request the book may choose again
+(``OrderBook.reconsider``): writes queued while it waited for a place coalesce into it, and
+with embedded delivery an action that queued right behind rides in it. An action riding in a
+write has its intent made durable before each request that carries it, and its outcome comes
+from the write's answers. Every request first asks the fence whether its partition may still send:
 a refused one ends the call, and its event is left to the partition's next owner.
 
 Knows the book, the dispatcher's operations (``EngageCalls``), the intent log and the fence;
@@ -12,16 +16,18 @@ the pipeline hands it the calls and applies the effects it reports.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from consumer.engage import embedded_action
 from consumer.errors import SendRefused
 from consumer.logs import get_logger
 from consumer.orders import SendAction, SendWrite
+from consumer.service.dispatch import DispatchResult
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
-    from consumer.engage import SendGuard
+    from consumer.engage import BeforeSend, SendGuard
     from consumer.orders import Call, Effect, FetchTag, OrderBook
     from consumer.service.calls import CallScheduler
     from consumer.service.fence import Fence
@@ -52,6 +58,7 @@ class CallRunner:
         event_deadline: float,
         read_every_tag: bool,
         clock: Callable[[], float],
+        embedded_actions: bool = False,
         intents: IntentLog | None = None,
         fence: Fence | None = None,
         state: StateStore | None = None,
@@ -63,6 +70,7 @@ class CallRunner:
         self._refused = refused
         self._event_deadline = event_deadline
         self._read_every_tag = read_every_tag
+        self._embedded_actions = embedded_actions
         self._clock = clock
         self._intents = intents
         self._fence = fence
@@ -93,7 +101,37 @@ class CallRunner:
 
         return wait
 
+    def _reconsidered(self, call: SendWrite[OpRef]) -> SendWrite[OpRef]:
+        """The write to send now: the one chosen, or what the book chooses instead of it."""
+        effects = self._book.reconsider(call.order_id, call.op.token)
+        if not effects:
+            return call
+        chosen = call
+        rest: list[Effect[OpRef]] = []
+        for effect in effects:
+            if isinstance(effect, SendWrite) and effect.order_id == call.order_id:
+                chosen = effect
+            else:
+                rest.append(effect)
+        self._apply(rest)
+        return chosen
+
+    def _intent_for(self, rider: OpRef) -> BeforeSend:
+        """Records a riding action's intent before a request carrying it goes out."""
+        intents, pending = self._intents, rider.pending
+
+        async def record_intent() -> None:
+            if pending.intended or intents is None:
+                pending.intended = True
+                return
+            if not await intents.record(pending.tp, pending.event.offset):
+                raise SendRefused("the partition was revoked before the write was sent")
+            pending.intended = True
+
+        return record_intent
+
     async def _run_write(self, call: SendWrite[OpRef]) -> None:
+        call = self._reconsidered(call)
         op = call.op
         ref = op.token
         deadline = self._call_deadline()
@@ -115,20 +153,31 @@ class CallRunner:
                 )
             else:
                 assert ref.body is not None
+                order_id = call.order_id
                 tag_wanted = None
                 if not self._read_every_tag:
 
                     def tag_wanted() -> bool:
-                        return self._book.tag_needed(call.order_id, op.token)
+                        return self._book.tag_needed(order_id, op.token)
+
+                rider = call.embedded.token if call.embedded is not None else None
+                embedded = None if rider is None else _embedded_body(rider)
+
+                def patient() -> bool:
+                    # Nothing waits for this write but outcomes: poll its job later, less.
+                    return not self._book.waiting_behind(order_id)
 
                 result = await self._engage.write(
-                    call.order_id,
+                    order_id,
                     ref.body,
                     exists=call.exists,
                     deadline=deadline,
                     wait=wait,
                     tag_wanted=tag_wanted,
                     guard=guard,
+                    embedded=embedded,
+                    before_send=None if rider is None else self._intent_for(rider),
+                    patient=patient if self._embedded_actions else None,
                 )
         except SendRefused:
             # The partition went to another member mid-write (between the write and a poll,
@@ -136,9 +185,19 @@ class CallRunner:
             self._refused(call)
             return
         ref.result = result
+        rider_status = rider_reason = None
+        if call.embedded is not None and result.rider is not None:
+            rider_status, rider_reason = result.rider.status, result.rider.reason
+            _ridden(call.embedded.token, result)
         if result.status == "accepted":
             effects = self._book.write_done(
-                call.order_id, op.token, tag=result.version_tag, status="accepted", reason=None
+                call.order_id,
+                op.token,
+                tag=result.version_tag,
+                status="accepted",
+                reason=None,
+                rider_status=rider_status,
+                rider_reason=rider_reason,
             )
         else:
             uncertain = result.tag_uncertain or result.status == "unknown"
@@ -148,6 +207,8 @@ class CallRunner:
                 tag=None,
                 status="unknown" if uncertain else result.status,
                 reason=result.reason,
+                rider_status=rider_status,
+                rider_reason=rider_reason,
             )
         if self._state is not None:
             # Published before the event's outcome: once its offset is committed, a new owner
@@ -180,6 +241,8 @@ class CallRunner:
             if intents is not None and not await intents.record(pending.tp, pending.event.offset):
                 raise SendRefused("the partition was revoked before the action was sent")
             pending.intended = True
+
+        pending.delivery = "separate"
 
         try:
             result = await self._engage.action(
@@ -222,3 +285,31 @@ class CallRunner:
         self._apply(effects)
 
     # -- outcomes -----------------------------------------------------------------------------
+
+
+def _embedded_body(rider: OpRef) -> dict[str, Any]:
+    """The action object that rides in the write (``engage.embedded_action``)."""
+    assert rider.action is not None
+    return embedded_action(
+        action=rider.action,
+        language=rider.language,
+        data=dict(rider.data) if rider.data is not None else None,
+    )
+
+
+def _ridden(rider: OpRef, write: DispatchResult) -> None:
+    """Give a riding action its own result, so its outcome tells how it went."""
+    assert write.rider is not None
+    rider.pending.delivery = "embedded"
+    rider.result = DispatchResult(
+        operation="action",
+        status=write.rider.status,
+        http_status=write.http_status,
+        version_tag=write.version_tag,
+        # Its requests were the write's: counting them here too would count them twice.
+        attempts=0,
+        reason=write.rider.reason,
+        detail=write.rider.detail,
+        engage_ms=0.0,
+        requests=0,
+    )

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from consumer.credentials import CredentialsGate
-from consumer.engage import Meter, action_rejection_reason, open_engage_client
+from consumer.engage import (
+    NO_CONTACT_CODES,
+    EmbeddedRider,
+    Meter,
+    action_rejection_reason,
+    open_engage_client,
+)
 from consumer.errors import (
     EngageAmbiguous,
     EngageError,
@@ -46,12 +52,14 @@ if TYPE_CHECKING:
 
     from consumer.engage import (
         BeforeSend,
+        EmbeddedReport,
         EngageClient,
         EngageClientSettings,
         JobRef,
         JobResult,
         OrderState,
         SendGuard,
+        WriteConfirmation,
     )
     from consumer.metrics import Metrics
 
@@ -93,6 +101,64 @@ class DispatchResult:
     engage_ms: float
     requests: int
     tag_uncertain: bool = False
+    #: how the action that rode in the write ended (embedded delivery); None: none rode
+    rider: RiderResult | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RiderResult:
+    """The outcome of an action that rode in a write, as the write's answers tell it."""
+
+    status: Status
+    reason: str | None = None
+    detail: str | None = None
+
+
+def rider_result(  # noqa: PLR0911 - one return per rule, in the docstring's order
+    report: EmbeddedReport | None, write: DispatchResult
+) -> RiderResult | None:
+    """What became of an embedded action, from what its write learned (None: none rode).
+
+    Refused with the write: ``rejected`` (``bad_action``; the order was stored without it).
+    An attempt that carried it may have reached Engage unanswered: ``unknown`` whatever
+    followed, as Engage may have run it. Carried by an accepted write: what the job said
+    (``accepted``; ``rejected`` with ``no_contact`` or ``action_failed``). Carried by a write
+    whose job failed: ``failed`` with ``write_failed``, never sent again on its own. Carried by
+    a write whose job's end is unknown (timed out, lost): ``unknown``. A write that never got
+    through: ``failed`` with ``write_failed``.
+    """
+    if report is None:
+        return None
+    if report.refused is not None:
+        return RiderResult(status="rejected", reason="bad_action", detail=report.refused)
+    if report.maybe_sent:
+        return RiderResult(
+            status="unknown",
+            reason="ambiguous",
+            detail="a write carrying the action went unanswered; it is not sent again",
+        )
+    if not report.carried:
+        return RiderResult(status="failed", reason="write_failed", detail=write.detail)
+    if write.status == "accepted":
+        said = report.result
+        if said is None or said.state in ("succeeded", "unreported"):
+            return RiderResult(status="accepted")
+        if said.state == "failed":
+            reason = "no_contact" if said.error_code in NO_CONTACT_CODES else "action_failed"
+            return RiderResult(status="rejected", reason=reason, detail=said.reason)
+        return RiderResult(status="failed", reason="action_not_run", detail=said.reason)
+    if write.reason in ("job_timeout", "job_lost"):
+        return RiderResult(status="unknown", reason=write.reason, detail=write.detail)
+    return RiderResult(status="failed", reason="write_failed", detail=write.detail)
+
+
+def _with_rider(
+    result: DispatchResult, rider: EmbeddedRider | None, job: JobResult | None
+) -> DispatchResult:
+    """``result`` with how its embedded action ended, when one rode."""
+    if rider is None:
+        return result
+    return dataclasses.replace(result, rider=rider_result(rider.report(job), result))
 
 
 def _refusal(status: int | None) -> str:
@@ -171,15 +237,23 @@ class Dispatcher:
         wait: Callable[[float], Awaitable[None]] = anyio.sleep,
         tag_wanted: Callable[[], bool] | None = None,
         guard: SendGuard | None = None,
+        embedded: Mapping[str, Any] | None = None,
+        before_send: BeforeSend | None = None,
+        patient: Callable[[], bool] | None = None,
     ) -> DispatchResult:
         """Create or replace an order, wait for its job, and learn the tag it produced.
 
         ``wait`` sleeps between job polls; ``tag_wanted`` decides, once the job is done, whether
         the tag is read (when not, an accepted result has no ``version_tag``). ``guard`` is
         asked before every request; ``SendRefused`` from it propagates (nothing more was sent).
+        ``embedded``: an action riding in the write (``before_send`` runs before each request
+        carrying it); the result's ``rider`` says how it ended (``rider_result``).
         """
         meter = Meter()
         retrier = self._retrier(deadline, retry_ambiguous=True)
+        rider = None
+        if embedded is not None:
+            rider = EmbeddedRider(embedded, field=self.client.embedded_action_field)
         try:
             done = await self.client.write_and_confirm(
                 order_id,
@@ -192,10 +266,18 @@ class Dispatcher:
                 wait=wait,
                 tag_wanted=tag_wanted,
                 guard=guard,
+                rider=rider,
+                before_send=before_send,
+                patient=patient,
             )
         except EngageError as exc:
             # The write itself may have been accepted while the GET of its tag failed.
-            return _with_doubt(self._gave_up("upsert", exc, retrier, meter))
+            failed = _with_doubt(self._gave_up("upsert", exc, retrier, meter))
+            return _with_rider(failed, rider, None)
+        return _with_rider(self._confirmed(done, meter), rider, done.job)
+
+    def _confirmed(self, done: WriteConfirmation, meter: Meter) -> DispatchResult:
+        """The result of a write whose job polling ended (succeeded, failed or timed out)."""
         base: dict[str, Any] = {
             "operation": "upsert",
             "attempts": meter.attempts,

@@ -50,6 +50,8 @@ class Pending:
     intended: bool = False
     #: state-topic records (orderId, value) its writes left; published before its outcome
     remembered: list[tuple[str, bytes]] = field(default_factory=list)
+    #: how its action reached Engage: on its own (``separate``) or in a write (``embedded``)
+    delivery: Literal["separate", "embedded"] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -66,3 +68,8 @@ class OpRef:
     language: str | None = None
     data: Mapping[str, Any] | None = None
     result: DispatchResult | None = field(default=None, repr=False)
+
+
+def op_partition(ref: OpRef) -> TP:
+    """The partition of the event an op serves: the order book's lane for it."""
+    return ref.pending.tp

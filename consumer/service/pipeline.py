@@ -62,6 +62,8 @@ class PipelineSettings:
     call_places: int
     retry_ambiguous_actions: bool = False
     read_every_tag: bool = False
+    #: ENGAGE_ACTION_DELIVERY=embedded: actions ride in the write they depend on
+    embedded_actions: bool = False
 
 
 class Pipeline:
@@ -126,6 +128,7 @@ class Pipeline:
             refused=self._call_refused,
             event_deadline=settings.event_deadline_seconds,
             read_every_tag=settings.read_every_tag,
+            embedded_actions=settings.embedded_actions,
             clock=self.deadline_clock,
             intents=intents,
             fence=fence,
@@ -172,7 +175,7 @@ class Pipeline:
         if interrupted and record.offset in interrupted:
             interrupted.discard(record.offset)
             if not self.settings.retry_ambiguous_actions:
-                self._report_interrupted(event, tp, received_at)
+                self._interrupted(event, tp, received_at)
                 return
         pending = Pending(
             event=event,
@@ -184,14 +187,19 @@ class Pipeline:
             operation="action",
         )
         self.pending.setdefault(tp, set()).add(pending)
-        effects: list[Effect[OpRef]] = []
-        for op in self._operations(pending):
-            pending.ops_left += 1
-            effects.extend(self.book.submit(event.order_id, op))
-        self.apply(effects)
+        # One event's ops together: the machine sees a lifecycle event's write and action at
+        # once, so with embedded delivery the action rides in that write.
+        ops = self._operations(pending)
+        pending.ops_left = len(ops)
+        self.apply(self.book.submit(event.order_id, *ops))
 
-    def _report_interrupted(self, event: OrderEvent, tp: TP, received_at: datetime) -> None:
-        """Answer an event whose action may already have reached Engage, without resending it."""
+    def _interrupted(self, event: OrderEvent, tp: TP, received_at: datetime) -> None:
+        """Answer an event whose action may already have reached Engage, without resending it.
+
+        A lifecycle event's snapshot is still written (a write is idempotent): with embedded
+        delivery the intent is recorded before the write goes, so the write may never have
+        reached Engage. Its action is ``unknown`` either way.
+        """
         self.counts["interrupted"] += 1
         pending = Pending(
             event=event,
@@ -208,6 +216,15 @@ class Pipeline:
             "because Engage may already have accepted it",
         )
         self.pending.setdefault(tp, set()).add(pending)
+        data = event.data
+        if isinstance(data, Lifecycle) and data.order is not None:
+            pending.deadline += self.settings.event_deadline_seconds
+            pending.revision = data.revision
+            ref = OpRef(pending=pending, role="write", body=data.order)
+            write = Write(token=ref, kind="upsert", revision=data.revision, deadline=math.inf)
+            pending.ops_left = 1
+            self.apply(self.book.submit(event.order_id, write))
+            return
         self.publisher.publish_outcome_soon(pending)
 
     def _decode(self, record: Record) -> OrderEvent:

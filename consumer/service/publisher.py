@@ -125,6 +125,7 @@ class OutcomePublisher:
             revision=pending.revision,
             engage_ms=pending.engage_ms,
             total_ms=(self._clock() - pending.started) * 1000.0,
+            delivery=pending.delivery,
         )
         self._counts[f"outcome_{status}"] += 1
         self._counts["outcomes"] += 1

@@ -48,6 +48,7 @@ from consumer.service.commits import Committer, IntentLog
 from consumer.service.dispatch import open_dispatcher
 from consumer.service.fence import Fence
 from consumer.service.inspect import describe_order
+from consumer.service.pending import op_partition
 from consumer.service.pipeline import Pipeline
 from consumer.service.state_store import StateStore
 from consumer.service.wiring import (
@@ -84,6 +85,10 @@ class Service:
             clock=self.credentials.deadline_clock,
             revision_wait=settings.revision_wait_seconds,
             record_changes=settings.state_topic is not None,
+            embed_actions=settings.engage_action_delivery == "embedded",
+            # An action rides in, or a write joins, a write of its own partition only: the
+            # fence and a revocation then treat the one call as one partition's.
+            lane=op_partition,
         )
         self.assigned: set[TP] = set()
         #: intake paused: too many events in progress

@@ -40,8 +40,14 @@ class EngageCalls(Protocol):
         wait: Callable[[float], Awaitable[None]],
         tag_wanted: Callable[[], bool] | None,
         guard: SendGuard | None = None,
+        embedded: Mapping[str, Any] | None = None,
+        before_send: BeforeSend | None = None,
+        patient: Callable[[], bool] | None = None,
     ) -> DispatchResult:
-        """Create or replace, wait for the job, learn the tag if ``tag_wanted`` says so."""
+        """Create or replace, wait for the job, learn the tag if ``tag_wanted`` says so.
+
+        ``embedded``: an action riding in the write (its result is the result's ``rider``).
+        """
         ...
 
     async def delete(

@@ -61,6 +61,7 @@ def engage_client_settings(settings: Settings) -> EngageClientSettings:
         max_connections=in_flight,
         max_keepalive=min(in_flight, 32),
         http_transport=settings.engage_http_transport,
+        embedded_action_field=settings.engage_embedded_action_field,
     )
 
 
@@ -91,4 +92,5 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         call_places=settings.engage_max_in_flight + settings.engage_max_polls_in_flight,
         retry_ambiguous_actions=settings.engage_retry_ambiguous_actions,
         read_every_tag=settings.engage_read_every_tag,
+        embedded_actions=settings.engage_action_delivery == "embedded",
     )

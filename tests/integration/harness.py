@@ -106,6 +106,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MAX_BUFFERED_EVENTS": str(settings.max_buffered_events),
         "JOB_DEADLINE_SECONDS": str(settings.job_deadline_seconds),
         "ENGAGE_READ_TIMEOUT_SECONDS": str(settings.engage_read_timeout_seconds),
+        "ENGAGE_ACTION_DELIVERY": settings.engage_action_delivery,
         **(
             {"KAFKA_GROUP_INSTANCE_ID": settings.kafka_group_instance_id}
             if settings.kafka_group_instance_id

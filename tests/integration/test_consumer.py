@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.kafka, pytest.mark.engage]
 
+#: The scenarios with a write followed by an action run in both modes of ENGAGE_ACTION_DELIVERY.
+both_deliveries = pytest.mark.parametrize("delivery", ["separate", "embedded"])
+
 
 def by_event(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Outcome data keyed by input event id (asserting there is exactly one per event)."""
@@ -59,22 +62,25 @@ def processed_tags(journal: list[dict[str, Any]], order_id: str) -> list[str]:
     ]
 
 
+@both_deliveries
 async def test_interleaved_lifecycles_over_partitions(
-    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
+    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory, delivery: str
 ) -> None:
     """Many orders' lifecycles interleaved over 4 partitions: all correct, once, in order."""
     topics = await make_topics(new_topic, partitions=4)
     events = lifecycle_stream(120, seed=11)
     await produce(kafka_broker, topics.inputs[0], as_records(events))
-    async with running(consumer_settings(kafka_broker, engage_sim, topics)) as service:
+    settings = consumer_settings(kafka_broker, engage_sim, topics, engage_action_delivery=delivery)
+    async with running(settings) as service:
         await wait_for(service, finished=len(events))
     report, outcomes = await check(kafka_broker, engage_sim, topics, events)
-    assert report.summary() | {"actions_accepted": 0} == {
+    assert report.summary() | {"actions_accepted": 0, "embedded_actions": 0} == {
         "events": len(events),
         "outcomes": len(events),
         "repeated_outcomes": 0,
         "missing_outcomes": 0,
         "actions_accepted": 0,
+        "embedded_actions": 0,
         "duplicate_actions": 0,
         "wrong_tag": 0,
         "out_of_order": 0,
@@ -87,10 +93,25 @@ async def test_interleaved_lifecycles_over_partitions(
     assert [problem for o in outcomes if (problem := outcome_problem(o))] == []
     statuses = Counter(o["data"]["status"] for o in outcomes)
     assert set(statuses) <= {"accepted", "skipped"}
+    deliveries = Counter(o["data"].get("delivery") for o in outcomes if o["data"]["action"])
+    if delivery == "separate":
+        assert set(deliveries) == {"separate"}
+    else:
+        # Every lifecycle snapshot carries its action; only actions with no write of their
+        # own (ReviewReminder after a confirmed order) go to the action endpoint.
+        snapshots = sum(1 for e in events if isinstance(e.event["data"].get("order"), dict))
+        snapshot_actions = snapshots - sum(1 for e in events if e.event["type"] == "order.upserted")
+        assert deliveries["embedded"] >= snapshot_actions
+        embedded = sum(1 for e in await engage_sim.journal() if e.get("embedded"))
+        assert embedded == deliveries["embedded"]
 
 
+@both_deliveries
 async def test_action_waits_for_running_job_and_uses_its_new_tag(
-    kafka_broker: KafkaBroker, engage_sim_factory: EngageSimFactory, new_topic: TopicFactory
+    kafka_broker: KafkaBroker,
+    engage_sim_factory: EngageSimFactory,
+    new_topic: TopicFactory,
+    delivery: str,
 ) -> None:
     """An action behind a write whose job takes 1 s goes out after it, with the new tag."""
     sim = await engage_sim_factory(SimulatorSettings(job_delay=Delay.parse("fixed:1.0")))
@@ -98,7 +119,8 @@ async def test_action_waits_for_running_job_and_uses_its_new_tag(
     factory = EventFactory(prefix="wait")
     events = [factory.upserted("W-1", 1), factory.action("W-1", "ConfirmOrder")]
     await produce(kafka_broker, topics.inputs[0], as_records(events))
-    async with running(consumer_settings(kafka_broker, sim, topics)) as service:
+    settings = consumer_settings(kafka_broker, sim, topics, engage_action_delivery=delivery)
+    async with running(settings) as service:
         await wait_for(service, finished=2)
     journal = await sim.journal()
     processed = [e for e in journal if e["kind"] == "processed"]
@@ -108,13 +130,18 @@ async def test_action_waits_for_running_job_and_uses_its_new_tag(
     report, outcomes = await check(kafka_broker, sim, topics, events)
     assert report.correct
     outcome = by_event(outcomes)[events[1].event_id]
-    assert (outcome["status"], outcome["versionTag"]) == ("accepted", action["versionTag"])
+    if outcome.get("delivery") == "embedded":
+        # It rode in the write (taken in before the write's first request): the write's tag.
+        assert (action["embedded"], outcome["status"]) == (True, "accepted")
+    else:
+        assert (outcome["status"], outcome["versionTag"]) == ("accepted", action["versionTag"])
 
 
+@both_deliveries
 async def test_write_write_action_uses_the_second_tag(
-    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
+    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory, delivery: str
 ) -> None:
-    """Two writes then an action: the action carries the tag of the second write's body."""
+    """Two writes then an action: the action goes on the second write (its tag, or in it)."""
     topics = await make_topics(new_topic, partitions=1)
     factory = EventFactory(prefix="ww")
     events = [
@@ -123,7 +150,8 @@ async def test_write_write_action_uses_the_second_tag(
         factory.action("WW-1", "ConfirmOrder"),
     ]
     await produce(kafka_broker, topics.inputs[0], as_records(events))
-    async with running(consumer_settings(kafka_broker, engage_sim, topics)) as service:
+    settings = consumer_settings(kafka_broker, engage_sim, topics, engage_action_delivery=delivery)
+    async with running(settings) as service:
         await wait_for(service, finished=3)
     report, outcomes = await check(kafka_broker, engage_sim, topics, events)
     assert report.correct
@@ -320,10 +348,14 @@ async def test_429_storm_adapts_the_budget_and_loses_nothing(
     assert stats["rateLimited"] > 0
 
 
+@both_deliveries
 async def test_failed_job_fails_the_write_and_the_actions_behind_it(
-    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
+    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory, delivery: str
 ) -> None:
-    """A job that fails: the write is `failed`, the actions behind it `failed`/write_failed."""
+    """A job that fails: the write is `failed`, the actions behind it `failed`/write_failed.
+
+    Embedded: the first action may ride in the failing write; it fails with it, never resent.
+    """
     topics = await make_topics(new_topic, partitions=1)
     factory = EventFactory(prefix="fail")
     events = [
@@ -333,7 +365,8 @@ async def test_failed_job_fails_the_write_and_the_actions_behind_it(
     ]
     await engage_sim.fail_next_job("F-1")
     await produce(kafka_broker, topics.inputs[0], as_records(events))
-    async with running(consumer_settings(kafka_broker, engage_sim, topics)) as service:
+    settings = consumer_settings(kafka_broker, engage_sim, topics, engage_action_delivery=delivery)
+    async with running(settings) as service:
         await wait_for(service, finished=3)
     _report, outcomes = await check(kafka_broker, engage_sim, topics, events)
     outcome = by_event(outcomes)

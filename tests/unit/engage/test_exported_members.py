@@ -6,9 +6,14 @@ def test_the_engage_client_surface() -> None:
     assert_surface(
         "consumer.engage",
         [
+            "EMBEDDED_ACTION_FIELD",
+            "NO_CONTACT_CODES",
             "ActionResult",
             "BeforeSend",
             "CallKind",
+            "EmbeddedReport",
+            "EmbeddedResult",
+            "EmbeddedRider",
             "EngageClient",
             "EngageClientSettings",
             "JobRef",
@@ -23,6 +28,7 @@ def test_the_engage_client_surface() -> None:
             "WriteConfirmation",
             "WriteMethod",
             "action_rejection_reason",
+            "embedded_action",
             "open_engage_client",
             "parse_retry_after",
             "run_once",

@@ -24,7 +24,7 @@ from consumer.service.wiring import pipeline_settings
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-    from consumer.engage import SendGuard
+    from consumer.engage import BeforeSend, SendGuard
     from consumer.types import Headers
 
 TOPIC = "orders"
@@ -83,6 +83,9 @@ class JobsThatTakeThreeGaps:
         wait: Callable[[float], Awaitable[None]],
         tag_wanted: Callable[[], bool] | None,
         guard: SendGuard | None = None,
+        embedded: Mapping[str, Any] | None = None,
+        before_send: BeforeSend | None = None,
+        patient: Callable[[], bool] | None = None,
     ) -> DispatchResult:
         self.started += 1
         self.log.append(f"start {order_id}")
