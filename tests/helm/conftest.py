@@ -1,8 +1,11 @@
-"""Session fixtures of the chart tests: one helm build per machine, one render per ci values file.
+"""Session fixtures of the chart tests: one helm and one promtool build per machine, one render
+per ci values file.
 
-``helm`` builds (or reuses) the pinned helm of ``tests.helm.helm_tool``; the first session on a
-fresh machine pays the Go build. ``render`` runs ``helm template`` for each ``ci/*-values.yaml``
-at most once per session, so every assertion about a variant reads the same output.
+``helm`` and ``promtool`` build (or reuse) the pinned Go programs of ``tests.helm.helm_tool`` and
+``tests.helm.promtool_tool``; the first session on a fresh machine (CI's clean clone included)
+pays the Go builds, and a machine without Go fails these tests saying how to get it, never skips
+them. ``render`` runs ``helm template`` for each ``ci/*-values.yaml`` at most once per session, so
+every assertion about a variant reads the same output.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pytest
 
 from tests.helm.helm_tool import Helm, ensure_helm
 from tests.helm.manifests import CHART, NAMESPACE, RELEASE
+from tests.helm.promtool_tool import Promtool, ensure_promtool
 
 
 class Render(Protocol):
@@ -26,6 +30,12 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     """The pinned helm, built from the Go module proxy on first use, with empty helm homes."""
     build = ensure_helm()
     return Helm(path=build.path, home=tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Promtool:
+    """Prometheus's promtool, built from the Go module proxy on first use."""
+    return Promtool(path=ensure_promtool().path)
 
 
 @pytest.fixture(scope="session")

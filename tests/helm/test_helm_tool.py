@@ -1,8 +1,8 @@
-"""Building and caching helm: reuse, atomic builds, clear failures, without compiling anything.
+"""Building and caching helm and promtool: reuse, atomic builds, clear failures, no compiling.
 
-A fake ``go`` (a shell script that drops a ``helm`` into $GOBIN, or fails like go does) stands in
-for the real toolchain, so these run in milliseconds; the real build happens once per machine in
-the ``helm`` session fixture.
+A fake ``go`` (a shell script that drops the binary ``go install`` names into $GOBIN, or fails
+like go does) stands in for the real toolchain, so these run in milliseconds; the real builds
+happen once per machine in the ``helm`` and ``promtool`` session fixtures.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from consumer.sandbox.errors import MissingToolError, SandboxError
 from tests.helm.helm_tool import HELM_MODULE, HELM_VERSION, ensure_helm, find_go, helm_dir
+from tests.helm.promtool_tool import PROMTOOL_MODULE, PROMTOOL_VERSION, ensure_promtool
 
 FAKE_GO = """#!/bin/sh
 PATH="/usr/bin:/bin"
@@ -23,8 +24,10 @@ if [ "${FAKE_GO_STATUS:-0}" != 0 ]; then
   echo "go: helm.sh/helm/v3/cmd/helm@v0.0.0: invalid version" >&2
   exit "$FAKE_GO_STATUS"
 fi
-printf '#!/bin/sh\\necho fake helm\\n' > "$GOBIN/helm"
-chmod +x "$GOBIN/helm"
+for package; do :; done  # the last argument: module@version
+name="$(basename "${package%@*}")"
+printf '#!/bin/sh\\necho fake tool\\n' > "$GOBIN/$name"
+chmod +x "$GOBIN/$name"
 """
 
 
@@ -97,3 +100,28 @@ def test_partial_builds_of_dead_processes_are_swept(tmp_path: Path) -> None:
     alive.mkdir()
     ensure_helm(cache_dir=cache, env=_fake_go(tmp_path))
     assert sorted(p.name for p in cache.iterdir()) == sorted([alive.name, f"helm-{HELM_VERSION}"])
+
+
+def test_promtool_builds_into_its_own_cache_directory(tmp_path: Path) -> None:
+    """promtool is built like helm, with Prometheus's module, next to helm in the same cache."""
+    env = _fake_go(tmp_path)
+    cache = tmp_path / "cache"
+    helm = ensure_helm(cache_dir=cache, env=env)
+    promtool = ensure_promtool(cache_dir=cache, env=env)
+    again = ensure_promtool(cache_dir=cache, env={"PATH": ""})
+    target = cache / f"promtool-{PROMTOOL_VERSION}" / "promtool"
+    assert (promtool.path, promtool.built, again.path, again.built) == (target, True, target, False)
+    assert helm.path == cache / f"helm-{HELM_VERSION}" / "helm"
+    assert (tmp_path / "go.log").read_text(encoding="utf-8").splitlines() == [
+        f"go install {HELM_MODULE}@{HELM_VERSION}",
+        f"go install -tags remove_all_sd {PROMTOOL_MODULE}@{PROMTOOL_VERSION}",
+    ]
+
+
+def test_missing_go_for_promtool_says_how_to_get_it(tmp_path: Path) -> None:
+    """Without Go the promtool build fails (the rules tests fail, never skip) naming the command."""
+    with pytest.raises(MissingToolError, match=r"promtool .*install Go") as caught:
+        ensure_promtool(cache_dir=tmp_path / "cache", env={"PATH": str(tmp_path)})
+    assert f"go install -tags remove_all_sd {PROMTOOL_MODULE}@{PROMTOOL_VERSION}" in str(
+        caught.value
+    )
