@@ -21,7 +21,7 @@ def variant_name(path: Path) -> str:
     return path.name.removesuffix("-values.yaml")
 
 
-CRD_KINDS = frozenset({"ServiceMonitor", "ScaledObject", "TriggerAuthentication"})
+CRD_KINDS = frozenset({"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"})
 
 
 def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
@@ -61,6 +61,14 @@ def env_sources(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def settings_of(manifests: list[Manifest]) -> dict[str, str]:
-    """The ConfigMap's data: the consumer's non-secret environment."""
-    data: dict[str, str] = one(manifests, "ConfigMap")["data"]
+    """The settings ConfigMap's data: the consumer's non-secret environment."""
+    (settings,) = [m for m in of_kind(manifests, "ConfigMap") if m not in dashboards(manifests)]
+    data: dict[str, str] = settings["data"]
     return data
+
+
+def dashboards(manifests: list[Manifest]) -> list[Manifest]:
+    """The ConfigMaps that carry the Grafana dashboard."""
+    return [
+        m for m in of_kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("-dashboard")
+    ]

@@ -393,3 +393,14 @@ def test_notes_tell_the_operator_what_runs(
     assert replicas_line in notes.splitlines()
     assert f"helm -n {NAMESPACE} test {RELEASE}" in notes
     assert f"port-forward service/{FULLNAME} 8080" in notes
+    dashboard = f"ConfigMap monitoring/{FULLNAME}-dashboard."
+    alerts = f"PrometheusRule monitoring/{FULLNAME}; each alert's runbook is in the chart README"
+    shown = [line.strip() for line in notes.splitlines() if dashboard in line or alerts in line]
+    assert shown == (
+        [
+            f'Grafana\'s sidecar loads the dashboard "engage-consumer" from {dashboard}',
+            f'Alerts: {alerts} ("Alerts and runbooks").',
+        ]
+        if variant == "all-features"
+        else []
+    )

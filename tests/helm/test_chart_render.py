@@ -96,10 +96,12 @@ def test_rendered_objects_pass_the_kubernetes_schemas(render: Render, variant: s
             "all-features",
             [
                 "ConfigMap",
+                "ConfigMap",  # the Grafana dashboard
                 "Deployment",
                 "NetworkPolicy",
                 "Pod",
                 "PodDisruptionBudget",
+                "PrometheusRule",
                 "ScaledObject",
                 "Secret",
                 "Service",
@@ -134,7 +136,8 @@ def test_rendered_objects_pass_the_kubernetes_schemas(render: Render, variant: s
 def test_each_variant_renders_its_resources(
     render: Render, variant: str, expected: list[str]
 ) -> None:
-    """Each variant renders exactly its resources (plus the ServiceAccount), one per kind."""
+    """Each variant renders exactly its resources (plus the ServiceAccount), one per kind but
+    the dashboard's second ConfigMap."""
     assert kinds(render(variant)) == sorted([*expected, "ServiceAccount"])
 
 
