@@ -3,7 +3,9 @@
 Every log line is one JSON object on stderr. Callers bind context (orderId, eventId, partition,
 offset) with ``log.bind(...)``. The settings never put a secret in an event on purpose (``Secret``
 redacts its repr), but a secret can still slip in through an exception message or a URL, so the
-final processor replaces every registered secret value wherever it appears in a line.
+final processor replaces every registered secret value wherever it appears in a line. While a
+task works for one traced event, ``current_trace`` holds its trace and span ids, and every line
+it logs carries them as ``trace_id`` and ``span_id`` (``consumer.tracing`` sets it).
 
 Library lines (aiokafka, httpx) come through the standard library at WARNING and above, with
 one exception: aiokafka's expected, short-lived "no group coordinator yet" is demoted to debug
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import orjson
@@ -63,6 +66,19 @@ class SecretScrubber:
 
 
 scrubber = SecretScrubber()
+
+#: (trace id, span id) in hex of the event the current task works for; None outside one.
+current_trace: ContextVar[tuple[str, str] | None] = ContextVar("current_trace", default=None)
+
+
+def add_trace_ids(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: the current event's ``trace_id`` and ``span_id``, if any."""
+    ids = current_trace.get()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
 
 
 class CoordinatorWaitFilter(logging.Filter):
@@ -134,6 +150,7 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             structlog.processors.format_exc_info,
@@ -151,6 +168,7 @@ def configure_logging(
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                add_trace_ids,
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
                 structlog.processors.format_exc_info,

@@ -13,6 +13,11 @@ have reached Engage is what this service's guarantees rest on, so ``EngageTransp
 every aiohttp failure itself: only failures to open a connection (or to get one from the pool)
 are "not sent"; everything else is ambiguous. It also reads the (small) body inside the same
 mapping, so a failure while reading is classified the same way.
+
+Every request is sent inside ``consumer.tracing.traced_request``: within a traced call it
+carries the call's ``traceparent`` and is recorded as a client span (with the status, or the
+class of the error it ended in); otherwise that costs one context-variable lookup. With
+``ENGAGE_HTTP_TRANSPORT=httpx`` the same happens around httpx's own transport.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import asyncio
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+
+from consumer.tracing import traced_request
 
 
 def _not_sent(cause: BaseException) -> httpx.TransportError | None:
@@ -51,6 +58,12 @@ class EngageTransport(AiohttpTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send, read the whole answer, and map any failure (see the module docstring)."""
+        with traced_request(request) as span:
+            response = await self._send(request)
+            span.answered(response.status_code)
+        return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             response: httpx.Response = await super().handle_async_request(request)
             # Raw bytes: the Response built below decodes any Content-Encoding once.
@@ -71,8 +84,20 @@ class EngageTransport(AiohttpTransport):
         )
 
 
-def make_transport(kind: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """The transport for ``ENGAGE_HTTP_TRANSPORT``: ``aiohttp`` (default) or ``httpx`` (None)."""
+class TracedHTTPTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport (httpcore), each request traced as ``EngageTransport``'s are."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send through httpcore inside the request's trace context."""
+        with traced_request(request) as span:
+            response = await super().handle_async_request(request)
+            span.answered(response.status_code)
+        return response
+
+
+def make_transport(kind: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The transport for ``ENGAGE_HTTP_TRANSPORT``: ``aiohttp`` (default) or ``httpx``."""
     if kind == "httpx":
-        return None
+        # What httpx.AsyncClient makes by default, traced.
+        return TracedHTTPTransport(limits=limits)
     return EngageTransport(limits=limits)

@@ -7,7 +7,8 @@ dispatcher's bounds; every settled operation feeds its event's outcome; the publ
 (``service.publisher``) writes it to the results topic and, once Kafka acknowledged it, the
 record's offset is finished in the offset tracker. Invalid records go to the dead-letter
 topic. Nothing here blocks on one order. ``abandon`` forgets the unfinished work of revoked
-partitions.
+partitions. ``traces`` (``consumer.tracing``) is told each step of every event, and each call
+runs inside its event's trace.
 
 The book is only touched from the event loop's thread and never across an ``await``, so it
 needs no lock.
@@ -31,6 +32,7 @@ from consumer.service.call_runner import CallRunner
 from consumer.service.calls import CallScheduler
 from consumer.service.pending import OpRef, Pending
 from consumer.service.publisher import OutcomePublisher
+from consumer.tracing import EventTraces
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from consumer.service.fence import Fence
     from consumer.service.seams import EngageCalls, IntentLog, Record
     from consumer.service.state_store import StateStore
+    from consumer.tracing import EventTrace
     from consumer.types import TP
 
 log = get_logger("pipeline")
@@ -84,6 +87,7 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         deadline_clock: Callable[[], float] | None = None,
         metrics: Metrics | None = None,
+        traces: EventTraces[OpRef] | None = None,
     ) -> None:
         """Wire the parts; the two clocks differ only while Engage refuses the API key.
 
@@ -94,6 +98,9 @@ class Pipeline:
         #: which partitions may still send (None: all, always; a lone pipeline in unit tests)
         self.fence = fence
         self.metrics = metrics if metrics is not None else Metrics(process=False)
+        #: the trace of each event (default: nothing recorded, inbound contexts passed on)
+        self.traces: EventTraces[OpRef] = traces if traces is not None else EventTraces()
+        self.traces.follow_book(lambda order_id: book.snapshot(order_id).writing)
         self.book = book
         self.engage = engage
         self.tracker = tracker
@@ -144,6 +151,7 @@ class Pipeline:
             counts=self.counts,
             finished=self._finish,
             clock=clock,
+            tracer=self.traces.tracer,
         )
 
     # -- intake -------------------------------------------------------------------------------
@@ -162,12 +170,13 @@ class Pipeline:
             self.metrics.event_consumed(record.topic, "replayed")
             return
         received_at = datetime.now(UTC)
+        trace = self.traces.begin(record)
         try:
             event = self._decode(record)
         except InvalidEventError as error:
             self.counts["invalid"] += 1
             self.metrics.event_consumed(record.topic, "invalid")
-            self.publisher.dead_letter_soon(record, error, received_at)
+            self.publisher.dead_letter_soon(record, error, received_at, trace)
             return
         self.counts["events"] += 1
         self.metrics.event_consumed(record.topic, event.type)
@@ -175,7 +184,7 @@ class Pipeline:
         if interrupted and record.offset in interrupted:
             interrupted.discard(record.offset)
             if not self.settings.retry_ambiguous_actions:
-                self._interrupted(event, tp, received_at)
+                self._interrupted(event, tp, received_at, trace)
                 return
         pending = Pending(
             event=event,
@@ -191,9 +200,14 @@ class Pipeline:
         # once, so with embedded delivery the action rides in that write.
         ops = self._operations(pending)
         pending.ops_left = len(ops)
-        self.apply(self.book.submit(event.order_id, *ops))
+        if trace is not None:
+            self.traces.track(pending, trace, event, [op.token for op in ops])
+        with self.traces.taking(trace):
+            self.apply(self.book.submit(event.order_id, *ops))
 
-    def _interrupted(self, event: OrderEvent, tp: TP, received_at: datetime) -> None:
+    def _interrupted(
+        self, event: OrderEvent, tp: TP, received_at: datetime, trace: EventTrace | None = None
+    ) -> None:
         """Answer an event whose action may already have reached Engage, without resending it.
 
         A lifecycle event's snapshot is still written (a write is idempotent): with embedded
@@ -216,6 +230,8 @@ class Pipeline:
             "because Engage may already have accepted it",
         )
         self.pending.setdefault(tp, set()).add(pending)
+        if trace is not None:
+            self.traces.track(pending, trace, event, [])
         data = event.data
         if isinstance(data, Lifecycle) and data.order is not None:
             pending.deadline += self.settings.event_deadline_seconds
@@ -225,7 +241,7 @@ class Pipeline:
             pending.ops_left = 1
             self.apply(self.book.submit(event.order_id, write))
             return
-        self.publisher.publish_outcome_soon(pending)
+        self.publisher.publish_outcome_soon(pending, self.traces.pop(pending))
 
     def _decode(self, record: Record) -> OrderEvent:
         # require_key: without the orderId as key, the producer's partitioner scattered this
@@ -301,10 +317,12 @@ class Pipeline:
             elif _abandoned(effect):
                 self._release(effect)
             else:
+                self.traces.scheduled(effect)
                 self.scheduler.submit(effect)
 
     async def _run_call(self, call: Call[OpRef]) -> None:
-        await self.calls.run(call)
+        with self.traces.calling(call):
+            await self.calls.run(call)
 
     def _call_refused(self, call: Call[OpRef]) -> None:
         """The fence stopped a call mid-way: end it once its events are abandoned, not before.
@@ -341,6 +359,7 @@ class Pipeline:
         pending = ref.pending
         if pending.abandoned:
             return  # its partition moved on: the new owner answers this event
+        self.traces.settled(effect)
         result = ref.result
         if result is not None:
             pending.attempts += result.attempts
@@ -364,7 +383,7 @@ class Pipeline:
                     pending.version_tag = result.version_tag
         pending.ops_left -= 1
         if pending.ops_left == 0:
-            self.publisher.publish_outcome_soon(pending)
+            self.publisher.publish_outcome_soon(pending, self.traces.pop(pending))
 
     def _finish(self, tp: TP, offset: int, pending: Pending | None) -> None:
         """The last record for an input offset was acknowledged: the offset is finished."""
@@ -434,6 +453,7 @@ class Pipeline:
             self.interrupted.pop(tp, None)
         for pending in abandoned:
             pending.abandoned = True
+            self.traces.abandoned(pending)
         # Take back every unsent op of the affected orders first, keeping those of events on
         # partitions we still own, so that releasing the withdrawn calls below cannot set the
         # abandoned ones in motion.

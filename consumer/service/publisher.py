@@ -6,6 +6,9 @@ bytes and headers, then gets an ``invalid`` outcome when an orderId could be rea
 its own task and is retried until Kafka acknowledges it: an outcome is never dropped, only
 delayed. The one exception is a record Kafka refuses as too large, which is replaced once by a
 reduced one. Once the last record of an input offset is acknowledged, ``finished`` is told.
+An event's trace (``consumer.tracing``) gets the publish span, whose context the outcome
+record carries in its ``traceparent`` and ``tracestate`` headers, and ends once it is
+acknowledged.
 
 Knows the sink (``consumer.kafka``'s ``RecordSink``) and the contract; nothing of Engage or
 the book.
@@ -13,13 +16,14 @@ the book.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import anyio
 
 from consumer.errors import TransactionFailed
-from consumer.logs import get_logger
+from consumer.logs import current_trace, get_logger
 from consumer.outcomes import (
     InputRef,
     Outcome,
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from anyio.abc import TaskGroup
+    from opentelemetry.trace import Tracer
 
     from consumer.errors import InvalidEventError
     from consumer.kafka import RecordSink
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
     from consumer.outcomes import Status
     from consumer.service.pending import Pending
     from consumer.service.seams import Record
+    from consumer.tracing import EventTrace
     from consumer.types import TP, Headers
 
 log = get_logger("publisher")
@@ -69,6 +75,7 @@ class OutcomePublisher:
         counts: Counter[str],
         finished: Callable[[TP, int, Pending | None], None],
         clock: Callable[[], float],
+        tracer: Tracer | None = None,
     ) -> None:
         self._sink = sink
         self._results_topic = results_topic
@@ -79,6 +86,7 @@ class OutcomePublisher:
         self._counts = counts
         self._finished = finished
         self._clock = clock
+        self._tracer = tracer
         #: outcome and dead-letter writes not yet acknowledged, per input partition
         self._unacknowledged: dict[TP, int] = {}
 
@@ -88,17 +96,21 @@ class OutcomePublisher:
             return sum(self._unacknowledged.values())
         return sum(self._unacknowledged.get(tp, 0) for tp in tps)
 
-    def publish_outcome_soon(self, pending: Pending) -> None:
-        """Start publishing the outcome of a settled event."""
+    def publish_outcome_soon(self, pending: Pending, trace: EventTrace | None = None) -> None:
+        """Start publishing the outcome of a settled event (ending its ``trace``)."""
         self._started(pending.tp)
-        self._tasks.start_soon(self._publish_outcome, pending)
+        self._tasks.start_soon(self._publish_outcome, pending, trace)
 
     def dead_letter_soon(
-        self, record: Record, error: InvalidEventError, received_at: datetime
+        self,
+        record: Record,
+        error: InvalidEventError,
+        received_at: datetime,
+        trace: EventTrace | None = None,
     ) -> None:
         """Start dead-lettering a refused record (and publishing its ``invalid`` outcome)."""
         self._started((record.topic, record.partition))
-        self._tasks.start_soon(self._dead_letter, record, error, received_at)
+        self._tasks.start_soon(self._dead_letter, record, error, received_at, trace)
 
     def _started(self, tp: TP) -> None:
         self._unacknowledged[tp] = self._unacknowledged.get(tp, 0) + 1
@@ -107,7 +119,9 @@ class OutcomePublisher:
         self._unacknowledged[tp] -= 1
         self._finished(tp, offset, pending)
 
-    async def _publish_outcome(self, pending: Pending) -> None:
+    async def _publish_outcome(self, pending: Pending, trace: EventTrace | None) -> None:
+        # Its own task, which inherited its spawner's: the lines below are this event's.
+        current_trace.set(trace.log_ids if trace is not None else None)
         event = pending.event
         status: Status = pending.status or "failed"
         outcome = Outcome(
@@ -148,20 +162,28 @@ class OutcomePublisher:
                     headers=[],
                     partition=pending.tp[1],
                 )
-        await self._publish(
-            self._results_topic,
-            key=event.order_id.encode(),
-            value=encode_outcome(outcome),
-            headers=[],
-            finishes=(pending.tp, event.offset),
-            reduced=lambda: _minimal_record(outcome),
-        )
+        with _publishing(trace, self._results_topic, self._tracer) as headers:
+            await self._publish(
+                self._results_topic,
+                key=event.order_id.encode(),
+                value=encode_outcome(outcome),
+                headers=headers,
+                finishes=(pending.tp, event.offset),
+                reduced=lambda: _minimal_record(outcome, headers),
+            )
+        if trace is not None:
+            trace.finish(status, pending.reason)
         self._metrics.outcome(status, pending.operation)
         self._done(pending.tp, event.offset, pending)
 
     async def _dead_letter(
-        self, record: Record, error: InvalidEventError, received_at: datetime
+        self,
+        record: Record,
+        error: InvalidEventError,
+        received_at: datetime,
+        trace: EventTrace | None,
     ) -> None:
+        current_trace.set(trace.log_ids if trace is not None else None)
         tp = (record.topic, record.partition)
         log.warning(
             "dead-lettered",
@@ -202,15 +224,18 @@ class OutcomePublisher:
         self._metrics.dead_letter(error.reason)
         if outcome is not None:
             self._counts["outcomes"] += 1
-            await self._publish(
-                self._results_topic,
-                key=outcome.origin.order_id.encode(),
-                value=encode_outcome(outcome),
-                headers=[],
-                finishes=(tp, record.offset),
-                reduced=lambda: _minimal_record(outcome),
-            )
+            with _publishing(trace, self._results_topic, self._tracer) as traced:
+                await self._publish(
+                    self._results_topic,
+                    key=outcome.origin.order_id.encode(),
+                    value=encode_outcome(outcome),
+                    headers=traced,
+                    finishes=(tp, record.offset),
+                    reduced=lambda: _minimal_record(outcome, traced),
+                )
             self._metrics.outcome(outcome.status, outcome.operation)
+        if trace is not None:
+            trace.finish("invalid", error.reason)
         self._done(tp, record.offset, None)
 
     async def _publish(
@@ -273,9 +298,18 @@ def _too_large(exc: Exception) -> bool:
     return isinstance(exc, MessageSizeTooLargeError)
 
 
-def _minimal_record(outcome: Outcome) -> RecordParts:
+def _minimal_record(outcome: Outcome, headers: Headers) -> RecordParts:
     """The results-topic record of ``minimal_outcome(outcome)`` (the full one was too large)."""
     reduced = minimal_outcome(outcome)
     return RecordParts(
-        key=reduced.origin.order_id.encode(), value=encode_outcome(reduced), headers=[]
+        key=reduced.origin.order_id.encode(), value=encode_outcome(reduced), headers=headers
     )
+
+
+def _publishing(
+    trace: EventTrace | None, topic: str, tracer: Tracer | None
+) -> AbstractContextManager[Headers]:
+    """The publish span of an outcome, yielding its trace headers (none for an untraced one)."""
+    if trace is None:
+        return nullcontext([])
+    return trace.publishing(topic, tracer)

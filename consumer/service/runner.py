@@ -6,7 +6,8 @@ offset, finished offsets above it in the metadata; ``consumer.service.commits``)
 (expire operations past their deadline). The rebalance hooks finish or abandon the work of
 revoked partitions and learn what a previous owner committed for assigned ones. SIGTERM or
 SIGINT stops intake, lets in-flight work finish for up to DRAIN_TIMEOUT_SECONDS, commits, closes
-Kafka and exits 0.
+Kafka and exits 0. ``serve`` makes the tracer provider from the ``OTEL_*`` variables
+(``consumer.tracing``) and shuts it down, exporting what is left, on the way out.
 
 The one module that knows every part; the ``run`` command (``consumer.commands.run``) is its
 only caller besides the demo and the tests.
@@ -58,11 +59,13 @@ from consumer.service.wiring import (
     kafka_connection,
     pipeline_settings,
 )
+from consumer.tracing import EventTraces, shutdown_tracer_provider, tracer_provider_from_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from opentelemetry.trace import TracerProvider
 
     from consumer.config import Settings
     from consumer.ratebudget import RateBudget
@@ -75,8 +78,12 @@ log = get_logger("runner")
 class Service:
     """One running consumer: its Kafka clients, its pipeline and its loops."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.settings = settings
+        #: where the events' spans go (None: nothing recorded, inbound contexts passed on)
+        self.tracer_provider = tracer_provider
         self.tracker = OffsetTracker()
         #: whether Engage accepts the API key; its deadline clock stands still while it does not
         self.credentials = CredentialsGate(on_change=self._key_changed)
@@ -436,6 +443,7 @@ class Service:
                     state=self._state,
                     deadline_clock=self.credentials.deadline_clock,
                     metrics=self.metrics,
+                    traces=EventTraces(self.tracer_provider),
                 )
                 self._pipeline = pipeline
                 self.metrics.watch(
@@ -501,7 +509,8 @@ class Service:
 
 async def serve(settings: Settings) -> None:
     """Run the service until SIGTERM or SIGINT."""
-    service = Service(settings)
+    provider = tracer_provider_from_env()
+    service = Service(settings, tracer_provider=provider)
 
     async def watch_signals() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -510,7 +519,11 @@ async def serve(settings: Settings) -> None:
                 service.stopping.set()
                 return
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_signals)
-        await service.run()
-        tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals)
+            await service.run()
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(shutdown_tracer_provider, provider)

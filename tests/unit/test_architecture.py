@@ -23,7 +23,7 @@ PACKAGE = ROOT / "consumer"
 FOLDERS: dict[str, set[str]] = {
     "consumer.orders": set(),
     "consumer.config": {"consumer.events"},
-    "consumer.engage": {"consumer.config", "consumer.polling"},
+    "consumer.engage": {"consumer.config", "consumer.polling", "consumer.tracing"},
     "consumer.kafka": {"consumer.config", "consumer.offsets"},
     "consumer.service": {
         "consumer.config",
@@ -39,7 +39,9 @@ FOLDERS: dict[str, set[str]] = {
         "consumer.outcomes",
         "consumer.ratebudget",
         "consumer.retry",
+        "consumer.tracing",
     },
+    "consumer.tracing": {"consumer.events", "consumer.logs", "consumer.orders"},
     "consumer.replay": {"consumer.events", "consumer.outcomes", "consumer.results"},
     "consumer.sandbox.engage": {"consumer.sandbox"},
     "consumer.sandbox.kafka": {"consumer.sandbox"},

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import deque
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,6 +83,8 @@ class EngageSimulator:
         self._site: web.TCPSite | None = None
         self._reopen: asyncio.Task[None] | None = None
         self.base_url = ""
+        #: (method, path, traceparent header or None) of each API request as it arrived
+        self.traceparents: deque[tuple[str, str, str | None]] = deque(maxlen=settings.journal_limit)
 
     @property
     def api_key(self) -> str:
@@ -226,6 +229,7 @@ class EngageSimulator:
         self, request: web.Request, route: str, operation: Operation, *, body: bool
     ) -> web.Response:
         state, faults, rng = self.state, self.state.faults, self._rng
+        self.traceparents.append((request.method, request.path, request.headers.get("traceparent")))
         if faults.outage_seconds and state.outage_remaining() > 0:
             state.count_fault("outage")
             if faults.outage_mode != "error":

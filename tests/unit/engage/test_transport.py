@@ -5,7 +5,12 @@ import httpx
 import pytest
 
 from consumer.engage.classify import transport_error
-from consumer.engage.transport import EngageTransport, classify, make_transport
+from consumer.engage.transport import (
+    EngageTransport,
+    TracedHTTPTransport,
+    classify,
+    make_transport,
+)
 from consumer.errors import EngageAmbiguous, EngageRetriable
 
 
@@ -43,7 +48,7 @@ def test_waiting_for_a_connection_is_retriable() -> None:
 
 
 def test_the_transport_setting_picks_aiohttp_or_httpcore() -> None:
-    """`httpx` keeps httpx's own transport (None); anything else is the aiohttp one."""
+    """`httpx` keeps httpx's own transport (traced); anything else is the aiohttp one."""
     limits = httpx.Limits(max_connections=4)
-    assert make_transport("httpx", limits) is None
+    assert type(make_transport("httpx", limits)) is TracedHTTPTransport
     assert isinstance(make_transport("aiohttp", limits), EngageTransport)
