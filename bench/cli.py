@@ -34,7 +34,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def _parts(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = set(names) - {"memory", "capacity", "lifecycle", "actions", "scaleout"}
+    unknown = set(names) - {"memory", "capacity", "lifecycle", "actions", "scaleout", "delivery"}
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown parts: {', '.join(sorted(unknown))}")
     return names
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--parts",
         type=_parts,
-        help="subset of memory,capacity,lifecycle,actions,scaleout (default: all)",
+        help="subset of memory,capacity,lifecycle,actions,scaleout,delivery (default: all)",
     )
     parser.add_argument(
         "--lifecycle-in-flight", type=int, help="ENGAGE_MAX_IN_FLIGHT on the lifecycle workload"

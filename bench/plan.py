@@ -48,6 +48,12 @@ class Plan:
     scaleout_job_delay: str = "uniform:0.1,0.5"
     #: Orders of the rebalance runs (a third replica joins, then leaves); 0: no such runs.
     scaleout_rebalance_orders: int = 200
+    # Action delivery: separate against embedded on the lifecycle workload, under one budget
+    # that binds both (a merchant's key at Engage's advised 50/s binds harder still).
+    delivery_orders: int = 2000
+    delivery_budget: float = 100.0
+    #: Orders of the paced runs (latency below the budget: half of separate's throughput).
+    delivery_paced_orders: int = 500
     # Memory of idle tracked orders.
     memory_orders: int = 1_000_000
     # Bounds.
@@ -55,7 +61,14 @@ class Plan:
     perf_messages: int = 0
     """Records for Kafka's ConsumerPerformance (0: as many as the lifecycle topic holds)."""
     # Which parts to run.
-    parts: tuple[str, ...] = ("memory", "capacity", "lifecycle", "actions", "scaleout")
+    parts: tuple[str, ...] = (
+        "memory",
+        "capacity",
+        "lifecycle",
+        "actions",
+        "scaleout",
+        "delivery",
+    )
     contenders: tuple[str, ...] = ("ours", "naive", "parallel", "faststream")
     #: Also run our consumer with ENGAGE_HTTP_TRANSPORT=httpx (the transport before aiohttp's).
     transport_comparison: bool = True
@@ -86,6 +99,9 @@ SMOKE = Plan(
     scaleout_key_limit=66.0,
     scaleout_replicas=(2,),
     scaleout_rebalance_orders=0,
+    delivery_orders=30,
+    delivery_budget=60.0,
+    delivery_paced_orders=10,
     capacity_seconds=1.0,
     perf_messages=0,
     transport_comparison=False,

@@ -119,3 +119,35 @@ def plot_latency(data: dict[str, Any], out_dir: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_delivery(data: dict[str, Any], out_dir: Path) -> Path | None:
+    """Requests per action and actions/s under the budget, separate against embedded."""
+    found = data.get("delivery")
+    if not found:
+        return None
+    modes = [m for m, figures in found["modes"].items() if "backlog" in figures]
+    backlog = [found["modes"][m]["backlog"] for m in modes]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
+    colors = ["tab:gray", "tab:green"]
+    axes[0].bar(modes, [r["requests_per_action"] or 0 for r in backlog], color=colors)
+    axes[0].axhline(2.5, color="red", linestyle=":", label="target 2.5 (embedded)")
+    axes[0].set_ylabel("Engage requests per delivered action")
+    axes[0].legend(fontsize=8)
+    axes[1].bar(modes, [r["actions_per_s"] for r in backlog], color=colors)
+    axes[1].set_ylabel("delivered actions per second")
+    advised = found["summary"]["actions_per_s_at_advised_rate"]
+    axes[2].bar(modes, [advised[m] or 0 for m in modes], color=colors)
+    axes[2].set_ylabel("actions/s per API key at Engage's advised 50 req/s")
+    for ax in axes:
+        ax.grid(visible=True, axis="y", alpha=0.3)
+    fig.suptitle(
+        f"lifecycle workload, jobs {data['plan']['lifecycle_job_delay']}, one budget of "
+        f"{data['plan']['delivery_budget']:g} requests/s binding both modes",
+        fontsize=9,
+    )
+    path = out_dir / "delivery.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -70,6 +70,8 @@ class RunSpec:
     produce_rate: float | None = None
     timeout: float = 600.0
     profile_to: Path | None = None
+    #: more of our consumer's settings (environment variables) for this run
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 def _command(
@@ -110,6 +112,7 @@ def _command(
         if spec.contender == "ours-httpx":
             # The transport the consumer had before aiohttp's: the before/after comparison.
             env["ENGAGE_HTTP_TRANSPORT"] = "httpx"
+        env.update(spec.settings)
         return [py, "-m", "consumer.cli", "run"], env
     if spec.contender == "naive":
         interval = ["--poll-interval", str(spec.naive_poll_interval)]

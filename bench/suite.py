@@ -17,6 +17,7 @@ import orjson
 
 from bench import parallel_consumer
 from bench.bounds import broker_consume_rate, littles_bound, mean_delay, simulator_capacity
+from bench.delivery import delivery
 from bench.procs import SIMULATOR_CPUS, usable_cpus
 from bench.runs import Machinery, RunSpec, pin_driver, run, summarize_profile
 from bench.scaleout import scale_out
@@ -92,6 +93,10 @@ async def run_suite(plan: Plan, out_dir: Path) -> dict[str, Any]:
             )
         if "scaleout" in plan.parts and "ours" in plan.contenders:
             await _scale_out(plan, broker=broker, out_dir=out_dir, result=result)
+        if "delivery" in plan.parts and "ours" in plan.contenders:
+            result["delivery"] = await delivery(
+                plan, broker=broker, java=java, out_dir=out_dir, sim_cpus=_sim_cpus(), runs=runs
+            )
         if "actions" not in plan.parts:
             return _finish(result, began)
         await _action_only(

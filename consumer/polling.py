@@ -40,6 +40,7 @@ class PollSchedule:
         max_gap: float = 2.0,
         max_first: float = 10.0,
         window: int = 128,
+        patient_factor: float = 2.0,
         rng: random.Random | None = None,
     ) -> None:
         if not 0 < floor <= initial <= max_first or not floor <= max_gap:
@@ -47,6 +48,9 @@ class PollSchedule:
                 f"need 0 < floor ({floor}) <= initial ({initial}) <= max_first ({max_first})"
                 f" and floor <= max_gap ({max_gap})"
             )
+        if not patient_factor >= 1.0:
+            raise ValueError(f"need patient_factor ({patient_factor}) >= 1")
+        self._patient_factor = patient_factor
         self._floor = floor
         self._max_gap = max_gap
         self._max_first = max_first
@@ -65,12 +69,12 @@ class PollSchedule:
 
         The jitter spreads the polls of writes accepted together without moving them early.
         ``patient``: nothing waits for the job but its outcome (embedded delivery: the action
-        rode in the write, nothing queued behind it), so the first poll comes at twice the
-        median, when nearly every job is done: fewer polls for a later outcome. The midpoint of
-        ``(0, 2 * median)`` is the median, so such jobs teach the schedule what it already
-        believes, and slower ones push it out as they should.
+        rode in the write, nothing queued behind it), so the first poll comes at
+        ``patient_factor`` (2) times the median, when nearly every job is done: fewer polls for
+        a later outcome. The midpoint of ``(0, 2 * median)`` is the median, so at 2 such jobs
+        teach the schedule what it already believes, and slower ones push it out as they should.
         """
-        typical = self._median * (2.0 if patient else 1.0)
+        typical = self._median * (self._patient_factor if patient else 1.0)
         gap = min(max(typical, self._floor), self._max_first)
         return gap * self._rng.uniform(0.9, 1.1)
 

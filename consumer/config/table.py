@@ -249,6 +249,12 @@ ENGAGE: Final = Group(
             " names it)",
         ),
         Setting(
+            env="ENGAGE_OUTCOME_POLL_FACTOR",
+            kind=Number(float, minimum=1.0),
+            meaning="with embedded delivery, a job only outcomes wait for is first polled at this"
+            " many typical job times: fewer polls, a later outcome (1: as soon as any job)",
+        ),
+        Setting(
             env="ENGAGE_MAX_ATTEMPTS",
             kind=Number(int, minimum=1),
             meaning="attempts per call; in practice `EVENT_DEADLINE_SECONDS` bounds retries",

@@ -98,6 +98,7 @@ class Settings:
     engage_http_transport: str = "aiohttp"
     engage_action_delivery: str = "separate"
     engage_embedded_action_field: str = "orderAction"
+    engage_outcome_poll_factor: float = 2.0
     action_intents: bool = True
     job_deadline_seconds: float = 120.0
     # Processing

@@ -115,7 +115,10 @@ class EngageClient:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         #: when to poll jobs, learned from this client's recent jobs
         self.poll_schedule = PollSchedule(
-            initial=settings.poll_initial_delay, max_gap=settings.poll_max_delay, rng=self._rng
+            initial=settings.poll_initial_delay,
+            max_gap=settings.poll_max_delay,
+            patient_factor=settings.outcome_poll_factor,
+            rng=self._rng,
         )
         self._timeout = httpx.Timeout(
             connect=settings.connect_timeout,

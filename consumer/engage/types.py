@@ -60,6 +60,8 @@ class EngageClientSettings:
     http_transport: str = "aiohttp"
     #: the order-body field an embedded action rides in (``wire.embedded_action``)
     embedded_action_field: str = "orderAction"
+    #: a job only its outcome waits for is first polled at this many typical job times
+    outcome_poll_factor: float = 2.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

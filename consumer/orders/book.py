@@ -151,6 +151,7 @@ class OrderBook(Generic[T]):
                     order_id,
                     rider.token,
                     write_status=status,
+                    write_reason=reason,
                     status=rider_status,
                     reason=rider_reason,
                     tag=tag,
@@ -412,16 +413,18 @@ def _rider_settled(
     token: T,
     *,
     write_status: ResultStatus,
+    write_reason: str | None,
     status: ResultStatus | None,
     reason: str | None,
     tag: str | None,
 ) -> Settle[T]:
     """The outcome of an action that rode in a write, from the runner or the write's own."""
     if status is None:
-        # Unreported: the write's failure is the action's; a write that may have taken effect,
-        # or one accepted without word of its action, leaves the action's fate unknown.
+        # Unreported: the write's failure is the action's; a write that may have taken effect
+        # (for the write's reason), or one accepted without word of its action, leaves the
+        # action's fate unknown.
         if write_status in ("rejected", "failed"):
             status, reason = "failed", "write_failed"
         else:
-            status, reason = "unknown", reason or "unreported"
+            status, reason = "unknown", write_reason or "unreported"
     return Settle(order_id=order_id, token=token, status=status, reason=reason, tag=tag)

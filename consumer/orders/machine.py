@@ -280,6 +280,10 @@ class OrderMachine(Generic[T]):
             # Parked actions: choosing again could release one on the old tag ahead of the
             # write; such an order keeps the write it chose.
             return
+        if write.deadline <= now:
+            # Chosen in time, it goes as chosen: choosing again would fail it while its call
+            # is starting. Kept this way, choosing again always ends in a SendWrite.
+            return
         lane_ok = True
         joining = False
         for op in order.queue:

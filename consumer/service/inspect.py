@@ -48,6 +48,8 @@ def describe_order(
     ]
     waiting = [
         *(_op("writing", ref, now) for ref in ([snapshot.writing] if snapshot.writing else [])),
+        # An action riding in that write (embedded delivery): in flight with it.
+        *(_op("riding", ref, now) for ref in ([snapshot.riding] if snapshot.riding else [])),
         *(_op("acting", ref, now) for ref in snapshot.acting),
         *(_op("queued", ref, now) for ref in snapshot.queued),
         *(_op("parked", ref, now) for ref in snapshot.parked),

@@ -62,6 +62,7 @@ def engage_client_settings(settings: Settings) -> EngageClientSettings:
         max_keepalive=min(in_flight, 32),
         http_transport=settings.engage_http_transport,
         embedded_action_field=settings.engage_embedded_action_field,
+        outcome_poll_factor=settings.engage_outcome_poll_factor,
     )
 
 

@@ -102,6 +102,8 @@ class Runner:
     now: float = 0.0
     ops: dict[object, Live] = field(default_factory=dict)
     writing: dict[str, object] = field(default_factory=dict)
+    #: the action riding in each write in flight (embedded delivery)
+    riding: dict[str, object] = field(default_factory=dict)
     acting: dict[str, dict[object, str]] = field(default_factory=dict)
     fetching: set[str] = field(default_factory=set)
     #: tags the runner reported per order (the only ones an action may carry)
@@ -153,23 +155,68 @@ class Runner:
         )
 
     def write_done(
-        self, order_id: str, token: object, status: ResultStatus, tag: str | None
+        self,
+        order_id: str,
+        token: object,
+        status: ResultStatus,
+        tag: str | None,
+        rider_status: ResultStatus | None = None,
     ) -> None:
         self.calls += 1
         reason = None if status == "accepted" else f"write {status}"
+        rider_reason = None if rider_status in (None, "accepted") else f"rider {rider_status}"
         expected = order_id in self.writing and self.writing[order_id] == token
-        effects = self.book.write_done(order_id, token, tag=tag, status=status, reason=reason)
+        effects = self.book.write_done(
+            order_id,
+            token,
+            tag=tag,
+            status=status,
+            reason=reason,
+            rider_status=rider_status,
+            rider_reason=rider_reason,
+        )
         if not expected:
             assert effects == [], f"write_done for {token!r} (not in flight) had effects {effects}"
             return
         assert isinstance(token, int)
         del self.writing[order_id]
         self.ops[token].reported = (status, reason, tag)
+        rider = self.riding.pop(order_id, None)
+        if rider is not None:
+            if rider_status is None:
+                # Unreported: the write's failure is the rider's; otherwise its fate is unknown.
+                if status in ("rejected", "failed"):
+                    rider_status, rider_reason = "failed", "write_failed"
+                else:
+                    rider_status, rider_reason = "unknown", reason or "unreported"
+            self.ops[rider].reported = (rider_status, rider_reason, tag)
         if status == "accepted" and tag is not None:
             self.tags.setdefault(order_id, set()).add(tag)
         assert effects, "the write in flight was not settled"
         assert isinstance(effects[0], Settle), effects[0]
         assert effects[0].token == token
+        self.apply(effects, order_id)
+
+    def reconsider(self, order_id: str, token: object) -> None:
+        """The write in flight is about to start: the book may choose again."""
+        self.calls += 1
+        in_flight = self.writing.get(order_id)
+        effects = self.book.reconsider(order_id, token)
+        if in_flight is None or token != in_flight:
+            assert effects == [], f"reconsider of {token!r} (not in flight) had effects {effects}"
+            return
+        sends = [e for e in effects if isinstance(e, SendWrite)]
+        assert len(sends) <= 1, f"two writes to send at once: {effects}"
+        given_back = any(isinstance(e, Settle) and e.token == token for e in effects)
+        assert sends or not given_back, f"the write given back, none to send: {effects}"
+        if sends:
+            # Chosen again: the write (and its rider) were never sent after all.
+            assert isinstance(token, int)
+            self.ops[token].sent = False
+            del self.writing[order_id]
+            rider = self.riding.pop(order_id, None)
+            if rider is not None:
+                self.ops[rider].sent = False
         self.apply(effects, order_id)
 
     def action_done(
@@ -240,6 +287,8 @@ class Runner:
                 assert effect.exists in {True, False, None}
                 assert isinstance(effect.op, Write)
                 self.writing[effect.order_id] = effect.op.token
+                if effect.embedded is not None:
+                    self.on_ride(effect.order_id, effect.op, effect.embedded)
             elif isinstance(effect, SendAction):
                 self.on_send(effect.order_id, effect.op)
                 assert isinstance(effect.op, Action)
@@ -268,6 +317,18 @@ class Runner:
         if isinstance(op, Write):
             assert not self.acting.get(order_id), "a write beside actions in flight"
         live.sent = True
+
+    def on_ride(self, order_id: str, write: Write[object], rider: Action[object]) -> None:
+        assert write.kind == "upsert", f"an action rode in a {write.kind}"
+        live = self.ops.get(rider.token)
+        assert live is not None, f"a rider never submitted: {rider}"
+        assert live.op == rider
+        assert live.order_id == order_id
+        assert not live.dropped, f"a rider drop took back: {live}"
+        assert not live.sent, f"a rider sent before: {live}"
+        assert not live.settled, f"a rider settled before: {live}"
+        live.sent = True
+        self.riding[order_id] = rider.token
 
     def on_settle(self, effect: Settle[object]) -> None:
         token = effect.token
@@ -408,6 +469,8 @@ class Setup:
     orders: tuple[str, ...]
     within_contract: bool
     """Deadlines as the pipeline makes them: never NaN, finite for gated actions."""
+    embed: bool = False
+    """Embedded delivery: actions ride in the writes they depend on."""
 
 
 SETUPS = st.builds(
@@ -416,6 +479,7 @@ SETUPS = st.builds(
     revision_wait=st.sampled_from((0.0, 2.0, 30.0, math.inf)),
     orders=st.lists(st.sampled_from(ORDER_IDS), min_size=1, max_size=4, unique=True).map(tuple),
     within_contract=st.booleans(),
+    embed=st.booleans(),
 )
 
 
@@ -426,6 +490,7 @@ def play(setup: Setup, program: list[int]) -> Runner:
             max_tracked=setup.max_tracked,
             clock=lambda: runner.now,
             revision_wait=setup.revision_wait,
+            embed_actions=setup.embed,
         ),
         max_tracked=setup.max_tracked,
     )
@@ -443,7 +508,8 @@ def play(setup: Setup, program: list[int]) -> Runner:
             runner.submit(order_id, op)
         elif choice <= 8:
             token = pick_token(word, runner, order_id, runner.writing.get(order_id))
-            runner.write_done(order_id, token, word.pick(RESULTS), word.pick((*TAGS, None)))
+            rider = word.pick((None, *RESULTS))
+            runner.write_done(order_id, token, word.pick(RESULTS), word.pick((*TAGS, None)), rider)
         elif choice <= 11:
             acting = list(runner.acting.get(order_id, {}))
             sensible = word.pick(acting) if acting else None
@@ -467,6 +533,9 @@ def play(setup: Setup, program: list[int]) -> Runner:
             runner.now += word.pick((0.5, 10.0, 10.0, 1e6))
             runner.calls += 1
             runner.check_book()
+        elif choice == 18:
+            token = pick_token(word, runner, order_id, runner.writing.get(order_id))
+            runner.reconsider(order_id, token)
         else:
             runner.check_snapshot(order_id)
     runner.finish()
