@@ -59,7 +59,11 @@ async def delivery(
         seed=1,
     )
     events = lifecycle_workload(plan.delivery_orders, seed=7, tag="D")
-    paced_events = lifecycle_workload(plan.delivery_paced_orders, seed=8, tag="P")
+    paced_events = (
+        lifecycle_workload(plan.delivery_paced_orders, seed=8, tag="P")
+        if plan.delivery_paced_orders
+        else []
+    )
     found: dict[str, Any] = {"floor": request_floor(events), "modes": {}}
     async with open_engage_simulator_process(settings, cpus=sim_cpus) as sim:
         machinery = Machinery(broker=broker, sim=sim, out_dir=out_dir, java=java)
@@ -90,7 +94,7 @@ async def delivery(
         separate = found["modes"]["separate"]["backlog"]
         rate = max(separate["events_per_s"] / 2, 1.0)
         found["paced_rate"] = rate
-        for mode, env in PACED_MODES.items():
+        for mode, env in PACED_MODES.items() if paced_events else ():
             _say(f"delivery: {mode} paced at {rate:.0f} events/s, {len(paced_events)} events")
             paced = await run(
                 RunSpec(

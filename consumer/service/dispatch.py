@@ -64,6 +64,8 @@ if TYPE_CHECKING:
     from consumer.metrics import Metrics
 
 Operation = Literal["upsert", "delete", "action", "read"]
+#: The budget's saturation at which it binds: requests wait for tokens (``RateBudget``).
+BUDGET_BINDS = 0.9
 Status = Literal["accepted", "rejected", "failed", "unknown"]
 
 
@@ -251,6 +253,8 @@ class Dispatcher:
         """
         meter = Meter()
         retrier = self._retrier(deadline, retry_ambiguous=True)
+        if patient is not None:
+            patient = self._patient_or_saturated(patient)
         rider = None
         if embedded is not None:
             rider = EmbeddedRider(embedded, field=self.client.embedded_action_field)
@@ -275,6 +279,19 @@ class Dispatcher:
             failed = _with_doubt(self._gave_up("upsert", exc, retrier, meter))
             return _with_rider(failed, rider, None)
         return _with_rider(self._confirmed(done, meter), rider, done.job)
+
+    def _patient_or_saturated(self, patient: Callable[[], bool]) -> Callable[[], bool]:
+        """Patient as asked, or whenever the budget binds (every job is then polled patiently).
+
+        While requests wait for tokens, a poll that finds the job still running is a token
+        another write could have had.
+        """
+        budget = self.budget
+
+        def asked() -> bool:
+            return patient() or budget.saturation() >= BUDGET_BINDS
+
+        return asked
 
     def _confirmed(self, done: WriteConfirmation, meter: Meter) -> DispatchResult:
         """The result of a write whose job polling ended (succeeded, failed or timed out)."""

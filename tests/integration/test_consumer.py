@@ -164,16 +164,27 @@ async def test_write_write_action_uses_the_second_tag(
     assert (first["status"], first["reason"]) in {("skipped", "coalesced"), ("accepted", None)}
 
 
+@both_deliveries
 async def test_revision_gated_action_from_another_topic_waits_for_its_write(
-    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
+    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory, delivery: str
 ) -> None:
-    """An action with minRevision 2 that arrives (on topic B) before revision 2 (on A) waits."""
+    """An action with minRevision 2 that arrives (on topic B) before revision 2 (on A) waits.
+
+    It has no write of its own (it parked before revision 2 came): it goes to the action
+    endpoint in both delivery modes.
+    """
     topics = await make_topics(new_topic, inputs=2, partitions=2)
     factory = EventFactory(prefix="gate")
     first = factory.upserted("G-1", 1)
     gated = factory.action("G-1", "ConfirmShipment", min_revision=2)
     second = factory.upserted("G-1", 2)
-    settings = consumer_settings(kafka_broker, engage_sim, topics, revision_wait_seconds=30.0)
+    settings = consumer_settings(
+        kafka_broker,
+        engage_sim,
+        topics,
+        revision_wait_seconds=30.0,
+        engage_action_delivery=delivery,
+    )
     async with running(settings) as service:
         await produce(kafka_broker, topics.inputs[0], as_records([first]))
         await wait_for(service, finished=1)
@@ -187,7 +198,8 @@ async def test_revision_gated_action_from_another_topic_waits_for_its_write(
     assert action["versionTag"] == processed_tags(journal, "G-1")[-1]
     report, outcomes = await check(kafka_broker, engage_sim, topics, [first, second, gated])
     assert report.correct
-    assert by_event(outcomes)[gated.event_id]["status"] == "accepted"
+    outcome = by_event(outcomes)[gated.event_id]
+    assert (outcome["status"], outcome["delivery"]) == ("accepted", "separate")
 
 
 async def test_stale_tag_is_rejected_and_the_order_relearns_its_tag(
@@ -304,10 +316,14 @@ async def _replaced_by_someone_else(
     raise AssertionError(f"{order_id}: the other writer's write not processed after 5 s")
 
 
+@both_deliveries
 async def test_order_without_contact_is_rejected_with_422(
-    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
+    kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory, delivery: str
 ) -> None:
-    """Engage's 422 (no contact) gives a `rejected` outcome that says why."""
+    """Engage's 422 (no contact) gives a `rejected` outcome that says why.
+
+    Embedded, the action may ride in the write: the job says no contact, the write's 202 stays.
+    """
     topics = await make_topics(new_topic, partitions=1)
     factory = EventFactory(prefix="noc")
     events = [
@@ -315,20 +331,27 @@ async def test_order_without_contact_is_rejected_with_422(
         factory.lifecycle("confirmed", "N-1", revision=None),
     ]
     await produce(kafka_broker, topics.inputs[0], as_records(events))
-    async with running(consumer_settings(kafka_broker, engage_sim, topics)) as service:
+    settings = consumer_settings(kafka_broker, engage_sim, topics, engage_action_delivery=delivery)
+    async with running(settings) as service:
         await wait_for(service, finished=2)
     _report, outcomes = await check(kafka_broker, engage_sim, topics, events)
     outcome = by_event(outcomes)[events[1].event_id]
+    status = 202 if outcome["delivery"] == "embedded" else 422
     assert (outcome["status"], outcome["httpStatus"], outcome["reason"]) == (
         "rejected",
-        422,
+        status,
         "no_contact",
     )
     assert outcome["action"] == "ConfirmOrder"
+    assert actions_of(await engage_sim.journal(), "N-1") == []
 
 
+@both_deliveries
 async def test_429_storm_adapts_the_budget_and_loses_nothing(
-    kafka_broker: KafkaBroker, engage_sim_factory: EngageSimFactory, new_topic: TopicFactory
+    kafka_broker: KafkaBroker,
+    engage_sim_factory: EngageSimFactory,
+    new_topic: TopicFactory,
+    delivery: str,
 ) -> None:
     """Engage allows 25 requests/s, the consumer starts at 200/s: 429s, then all accepted."""
     sim = await engage_sim_factory(
@@ -337,7 +360,9 @@ async def test_429_storm_adapts_the_budget_and_loses_nothing(
     topics = await make_topics(new_topic, partitions=4)
     events = lifecycle_stream(25, seed=5)
     await produce(kafka_broker, topics.inputs[0], as_records(events))
-    settings = consumer_settings(kafka_broker, sim, topics, engage_rate_limit=200.0)
+    settings = consumer_settings(
+        kafka_broker, sim, topics, engage_rate_limit=200.0, engage_action_delivery=delivery
+    )
     async with running(settings) as service:
         await wait_for(service, finished=len(events), wait_seconds=120)
     report, outcomes = await check(kafka_broker, sim, topics, events)
