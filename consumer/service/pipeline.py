@@ -230,16 +230,22 @@ class Pipeline:
             "because Engage may already have accepted it",
         )
         self.pending.setdefault(tp, set()).add(pending)
-        if trace is not None:
-            self.traces.track(pending, trace, event, [])
+        # Its intent stays in the commit metadata until its outcome is acknowledged: should this
+        # run stop too before then, the next owner must still not send the action.
+        self.tracker.intend(tp, event.offset)
+        pending.intended = True
         data = event.data
+        rewrite = None
         if isinstance(data, Lifecycle) and data.order is not None:
             pending.deadline += self.settings.event_deadline_seconds
             pending.revision = data.revision
             ref = OpRef(pending=pending, role="write", body=data.order)
-            write = Write(token=ref, kind="upsert", revision=data.revision, deadline=math.inf)
+            rewrite = Write(token=ref, kind="upsert", revision=data.revision, deadline=math.inf)
+        if trace is not None:
+            self.traces.track(pending, trace, event, [] if rewrite is None else [rewrite.token])
+        if rewrite is not None:
             pending.ops_left = 1
-            self.apply(self.book.submit(event.order_id, write))
+            self.apply(self.book.submit(event.order_id, rewrite))
             return
         self.publisher.publish_outcome_soon(pending, self.traces.pop(pending))
 

@@ -124,7 +124,10 @@ async def test_a_key_refused_from_the_start_holds_every_event_until_engage_accep
         "refused from the start:",
         {"probes_in_6s": probes, "lag_while_refused": lag_while_refused, **report.summary()},
     )
-    assert lag_while_refused == len(events)
+    # Committed while refused: at most the writes that a later write of their order superseded
+    # (settled `skipped` without a call); nothing that needs Engage.
+    skipped = sum(1 for o in outcomes if o["data"]["status"] == "skipped")
+    assert len(events) - skipped <= lag_while_refused <= len(events)
     assert "engage_consumer_engage_api_key_refused 1.0" in metrics
     assert body["assigned"], "the member keeps its partitions while it waits"
     assert 1 <= probes <= 6
