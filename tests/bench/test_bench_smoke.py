@@ -46,5 +46,11 @@ def test_smoke_benchmark_writes_a_report_of_correct_runs(tmp_path: Path) -> None
         assert run["audit"]["correct"], (run["label"], run["audit"])
         assert run["rate_limited"] == 0, run["label"]
     assert "## Scale-out under one API key" in (out / "report.md").read_text()
+    delivery = data["delivery"]["modes"]
+    assert {"delivery-separate", "delivery-embedded"} <= labels
+    assert delivery["embedded"]["backlog"]["embedded_actions"] > 0
+    assert delivery["separate"]["backlog"]["embedded_actions"] == 0
+    assert (out / "delivery.png").stat().st_size > 0
+    assert "## Action delivery: separate against embedded" in (out / "report.md").read_text()
     assert data["memory"]["rss"]["tracked"] == data["plan"]["memory_orders"]
     assert "run " in done.stdout  # the printed table's header
