@@ -154,6 +154,19 @@ def rider_result(  # noqa: PLR0911 - one return per rule, in the docstring's ord
     return RiderResult(status="failed", reason="write_failed", detail=write.detail)
 
 
+def patient_or_saturated(patient: Callable[[], bool], budget: RateBudget) -> Callable[[], bool]:
+    """Patient as asked, or whenever the budget binds (every job is then polled patiently).
+
+    While requests wait for tokens, a poll that finds the job still running is a token another
+    write could have had.
+    """
+
+    def asked() -> bool:
+        return patient() or budget.saturation() >= BUDGET_BINDS
+
+    return asked
+
+
 def _with_rider(
     result: DispatchResult, rider: EmbeddedRider | None, job: JobResult | None
 ) -> DispatchResult:
@@ -254,7 +267,7 @@ class Dispatcher:
         meter = Meter()
         retrier = self._retrier(deadline, retry_ambiguous=True)
         if patient is not None:
-            patient = self._patient_or_saturated(patient)
+            patient = patient_or_saturated(patient, self.budget)
         rider = None
         if embedded is not None:
             rider = EmbeddedRider(embedded, field=self.client.embedded_action_field)
@@ -279,19 +292,6 @@ class Dispatcher:
             failed = _with_doubt(self._gave_up("upsert", exc, retrier, meter))
             return _with_rider(failed, rider, None)
         return _with_rider(self._confirmed(done, meter), rider, done.job)
-
-    def _patient_or_saturated(self, patient: Callable[[], bool]) -> Callable[[], bool]:
-        """Patient as asked, or whenever the budget binds (every job is then polled patiently).
-
-        While requests wait for tokens, a poll that finds the job still running is a token
-        another write could have had.
-        """
-        budget = self.budget
-
-        def asked() -> bool:
-            return patient() or budget.saturation() >= BUDGET_BINDS
-
-        return asked
 
     def _confirmed(self, done: WriteConfirmation, meter: Meter) -> DispatchResult:
         """The result of a write whose job polling ended (succeeded, failed or timed out)."""

@@ -1,4 +1,4 @@
-"""How an action that rode in a write ends, from what the write learned (``rider_result``)."""
+"""How an action that rode in a write ends (``rider_result``), and when its job is polled late."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from consumer.engage import EmbeddedReport, EmbeddedResult
-from consumer.service.dispatch import DispatchResult, RiderResult, rider_result
+from consumer.ratebudget import RateBudget, RateBudgetSettings
+from consumer.service.dispatch import (
+    DispatchResult,
+    RiderResult,
+    patient_or_saturated,
+    rider_result,
+)
 
 
 def write(status: str = "accepted", reason: str | None = None) -> DispatchResult:
@@ -96,3 +102,16 @@ def test_an_attempt_that_may_have_carried_it_makes_it_unknown_whatever_followed(
 
 def test_no_rider_no_result() -> None:
     assert rider_result(None, write()) is None
+
+
+def test_every_job_is_polled_patiently_while_the_budget_binds() -> None:
+    now = [1000.0]
+    budget = RateBudget(RateBudgetSettings(ceiling=10.0, burst=10.0), clock=lambda: now[0])
+    prompt = patient_or_saturated(lambda: False, budget)
+    assert patient_or_saturated(lambda: True, budget)()
+    assert not prompt()  # nothing spent: the budget does not bind
+    for _ in range(300):  # spending all it allows, 30 s long
+        now[0] += 0.1
+        assert budget.take_nowait()
+    assert budget.saturation() >= 0.9
+    assert prompt()
