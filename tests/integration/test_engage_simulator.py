@@ -19,117 +19,91 @@ from consumer.sandbox.engage import (
     body_digest,
     open_engage_simulator_process,
 )
-from tests.fixtures.engage import FAST_SETTINGS, engage_headers
+from tests.fixtures.engage import FAST_SETTINGS, engage_headers, finish_job, order_body
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from consumer.sandbox.engage import EngageSimulator
     from tests.fixtures.engage import EngageSimFactory
 
 pytestmark = pytest.mark.engage
 
-CONTACT = {"matchKey": "ada@example.com", "matchKeyType": "Email"}
 
-
-def _order(order_id: str = "o-1", **fields: Any) -> dict[str, Any]:
-    return {"orderId": order_id, "contact": CONTACT, "currencyCode": "SEK", **fields}
-
-
-@pytest.fixture
-async def client(engage_sim: EngageSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=engage_sim.base_url, headers=engage_headers(engage_sim)
-    ) as http:
-        yield http
-
-
-async def _finish(client: httpx.AsyncClient, location: str) -> httpx.Response:
-    """Poll a job until it is no longer pending (bounded: jobs in tests take milliseconds)."""
-    for _ in range(200):
-        answer = await client.get(location)
-        if answer.status_code != 202:
-            return answer
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"job {location} still pending")
-
-
-async def _write(client: httpx.AsyncClient, method: str, path: str, body: Any = None) -> str:
+async def _write(api: httpx.AsyncClient, method: str, path: str, body: Any = None) -> str:
     """Send a write, check it was accepted, wait for its job, return the order's new tag."""
-    answer = await client.request(method, path, json=body)
+    answer = await api.request(method, path, json=body)
     assert answer.status_code == 202, answer.text
-    done = await _finish(client, answer.headers["Location"])
+    done = await finish_job(api, answer.headers["Location"])
     assert done.status_code == 302, done.text
-    order = await client.get(done.headers["Location"])
+    order = await api.get(done.headers["Location"])
     tag: str = order.json()["versionTag"]
     return tag
 
 
 async def test_write_answers_202_with_job_link_then_pending_then_302(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """POST is 202 with the job in Location and body; polling is 202 until 302 to the order."""
-    answer = await client.post("/api/v3/orders", json=_order())
+    answer = await api.post("/api/v3/orders", json=order_body())
     assert answer.status_code == 202
     job_id = answer.json()["jobId"]
     location = f"/api/v3/orders/jobs/{job_id}"
     assert answer.headers["Location"] == location
     assert answer.json() == {"jobId": job_id, "location": location}
-    pending = await client.get(location)
+    pending = await api.get(location)
     assert pending.status_code == 202
     assert pending.json() == {"jobId": job_id, "orderId": "o-1", "status": "Processing"}
-    done = await _finish(client, location)
+    done = await finish_job(api, location)
     assert (done.status_code, done.headers["Location"]) == (302, "/api/v3/orders/o-1")
     assert done.json() == {"jobId": job_id, "orderId": "o-1", "status": "Succeeded"}
-    order = await client.get("/api/v3/orders/o-1")
+    order = await api.get("/api/v3/orders/o-1")
     assert order.status_code == 200
-    assert order.json() == {**_order(), "versionTag": engage_sim.state.version_tag("o-1")}
+    assert order.json() == {**order_body(), "versionTag": engage_sim.state.version_tag("o-1")}
 
 
-async def test_unknown_job_and_unknown_order_are_404(client: httpx.AsyncClient) -> None:
+async def test_unknown_job_and_unknown_order_are_404(api: httpx.AsyncClient) -> None:
     """Polling a job that never existed, or reading an absent order, answers 404."""
-    assert (await client.get("/api/v3/orders/jobs/nope")).status_code == 404
-    assert (await client.get("/api/v3/orders/o-404")).status_code == 404
+    assert (await api.get("/api/v3/orders/jobs/nope")).status_code == 404
+    assert (await api.get("/api/v3/orders/o-404")).status_code == 404
 
 
-async def test_every_processed_write_changes_the_version_tag(client: httpx.AsyncClient) -> None:
+async def test_every_processed_write_changes_the_version_tag(api: httpx.AsyncClient) -> None:
     """Create, replace with the same body, replace again: three different tags."""
     tags = [
-        await _write(client, "POST", "/api/v3/orders", _order()),
-        await _write(client, "PUT", "/api/v3/orders/o-1", _order()),
-        await _write(client, "PUT", "/api/v3/orders/o-1", _order(status="Shipped")),
+        await _write(api, "POST", "/api/v3/orders", order_body()),
+        await _write(api, "PUT", "/api/v3/orders/o-1", order_body()),
+        await _write(api, "PUT", "/api/v3/orders/o-1", order_body(status="Shipped")),
     ]
     assert len(set(tags)) == 3
-    assert (await client.get("/api/v3/orders/o-1")).json()["status"] == "Shipped"
+    assert (await api.get("/api/v3/orders/o-1")).json()["status"] == "Shipped"
 
 
 async def test_duplicate_post_is_409_put_and_delete_of_absent_are_404(
-    client: httpx.AsyncClient,
+    api: httpx.AsyncClient,
 ) -> None:
     """POST of an existing orderId is 409; PUT and DELETE of an absent order are 404."""
-    await _write(client, "POST", "/api/v3/orders", _order())
-    assert (await client.post("/api/v3/orders", json=_order())).status_code == 409
-    assert (await client.put("/api/v3/orders/o-2", json=_order("o-2"))).status_code == 404
-    assert (await client.delete("/api/v3/orders/o-2")).status_code == 404
+    await _write(api, "POST", "/api/v3/orders", order_body())
+    assert (await api.post("/api/v3/orders", json=order_body())).status_code == 409
+    assert (await api.put("/api/v3/orders/o-2", json=order_body("o-2"))).status_code == 404
+    assert (await api.delete("/api/v3/orders/o-2")).status_code == 404
 
 
-async def test_delete_job_removes_the_order(client: httpx.AsyncClient) -> None:
+async def test_delete_job_removes_the_order(api: httpx.AsyncClient) -> None:
     """A DELETE is accepted as a job; once processed the order answers 404."""
-    await _write(client, "POST", "/api/v3/orders", _order())
-    answer = await client.delete("/api/v3/orders/o-1")
+    await _write(api, "POST", "/api/v3/orders", order_body())
+    answer = await api.delete("/api/v3/orders/o-1")
     assert answer.status_code == 202
-    assert (await _finish(client, answer.headers["Location"])).status_code == 302
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
+    assert (await finish_job(api, answer.headers["Location"])).status_code == 302
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 404
 
 
 async def test_failed_job_answers_its_error_status_and_body(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """A failing job polls as 422 with a Failed body, and the order keeps its previous tag."""
-    tag = await _write(client, "POST", "/api/v3/orders", _order())
+    tag = await _write(api, "POST", "/api/v3/orders", order_body())
     await engage_sim.fail_next_job("o-1", "unprocessable")
-    answer = await client.put("/api/v3/orders/o-1", json=_order(status="X"))
-    failed = await _finish(client, answer.headers["Location"])
+    answer = await api.put("/api/v3/orders/o-1", json=order_body(status="X"))
+    failed = await finish_job(api, answer.headers["Location"])
     assert failed.status_code == 422
     assert failed.json() == {
         "jobId": answer.json()["jobId"],
@@ -138,7 +112,7 @@ async def test_failed_job_answers_its_error_status_and_body(
         "errorCode": "UnprocessableOrder",
         "message": "the replace job failed (unprocessable, simulated)",
     }
-    assert (await client.get("/api/v3/orders/o-1")).json()["versionTag"] == tag
+    assert (await api.get("/api/v3/orders/o-1")).json()["versionTag"] == tag
 
 
 async def test_job_failure_rate_fails_jobs(engage_sim_factory: EngageSimFactory) -> None:
@@ -149,21 +123,21 @@ async def test_job_failure_rate_fails_jobs(engage_sim_factory: EngageSimFactory)
         )
     )
     async with httpx.AsyncClient(base_url=sim.base_url, headers=engage_headers(sim)) as http:
-        answer = await http.post("/api/v3/orders", json=_order())
-        failed = await _finish(http, answer.headers["Location"])
+        answer = await http.post("/api/v3/orders", json=order_body())
+        failed = await finish_job(http, answer.headers["Location"])
     assert (failed.status_code, failed.json()["status"]) == (500, "Failed")
 
 
-async def test_action_answers_202_404_422(client: httpx.AsyncClient) -> None:
+async def test_action_answers_202_404_422(api: httpx.AsyncClient) -> None:
     """Current tag: 202; stale tag or unknown order: 404; order without contact: 422."""
-    old = await _write(client, "POST", "/api/v3/orders", _order())
-    tag = await _write(client, "PUT", "/api/v3/orders/o-1", _order())
-    no_contact_tag = await _write(client, "POST", "/api/v3/orders", {"orderId": "o-2"})
+    old = await _write(api, "POST", "/api/v3/orders", order_body())
+    tag = await _write(api, "PUT", "/api/v3/orders/o-1", order_body())
+    no_contact_tag = await _write(api, "POST", "/api/v3/orders", {"orderId": "o-2"})
     action = "/api/v3/orders/{}/action"
-    accepted = await client.post(action.format("o-1"), json={"action": "A", "versionTag": tag})
-    stale = await client.post(action.format("o-1"), json={"action": "A", "versionTag": old})
-    unknown = await client.post(action.format("o-9"), json={"action": "A", "versionTag": tag})
-    no_contact = await client.post(
+    accepted = await api.post(action.format("o-1"), json={"action": "A", "versionTag": tag})
+    stale = await api.post(action.format("o-1"), json={"action": "A", "versionTag": old})
+    unknown = await api.post(action.format("o-9"), json={"action": "A", "versionTag": tag})
+    no_contact = await api.post(
         action.format("o-2"), json={"action": "A", "versionTag": no_contact_tag}
     )
     assert [r.status_code for r in (accepted, stale, unknown, no_contact)] == [202, 404, 404, 422]
@@ -180,17 +154,17 @@ async def test_action_answers_202_404_422(client: httpx.AsyncClient) -> None:
         b'{"action": "ConfirmOrder"}',
     ],
 )
-async def test_malformed_action_is_400(client: httpx.AsyncClient, content: bytes) -> None:
+async def test_malformed_action_is_400(api: httpx.AsyncClient, content: bytes) -> None:
     """Bad JSON, a missing or non-string action, or a missing versionTag answer 400."""
-    await _write(client, "POST", "/api/v3/orders", _order())
-    answer = await client.post("/api/v3/orders/o-1/action", content=content)
+    await _write(api, "POST", "/api/v3/orders", order_body())
+    answer = await api.post("/api/v3/orders/o-1/action", content=content)
     assert answer.status_code == 400
 
 
-async def test_apikey_is_checked(client: httpx.AsyncClient) -> None:
+async def test_apikey_is_checked(api: httpx.AsyncClient) -> None:
     """No apikey or an unknown one answers 401."""
-    missing = await client.get("/api/v3/orders/o-1", headers={"apikey": ""})
-    wrong = await client.get("/api/v3/orders/o-1", headers={"apikey": "not-the-key"})
+    missing = await api.get("/api/v3/orders/o-1", headers={"apikey": ""})
+    wrong = await api.get("/api/v3/orders/o-1", headers={"apikey": "not-the-key"})
     assert [missing.status_code, wrong.status_code] == [401, 401]
 
 
@@ -205,13 +179,13 @@ async def test_user_agent_is_required(engage_sim: EngageSimulator) -> None:
 
 
 async def test_content_type_is_required_where_a_body_is_sent(
-    client: httpx.AsyncClient, engage_sim_factory: EngageSimFactory
+    api: httpx.AsyncClient, engage_sim_factory: EngageSimFactory
 ) -> None:
     """POST without Content-Type: 500 (as Engage); GET passes unless strict_content_type."""
     plain = {"Content-Type": "text/plain"}
-    post = await client.post("/api/v3/orders", content=b'{"orderId": "o-1"}', headers=plain)
+    post = await api.post("/api/v3/orders", content=b'{"orderId": "o-1"}', headers=plain)
     assert post.status_code == 500
-    assert (await client.get("/api/v3/orders/o-1", headers=plain)).status_code == 404
+    assert (await api.get("/api/v3/orders/o-1", headers=plain)).status_code == 404
     strict = await engage_sim_factory(replace(FAST_SETTINGS, strict_content_type=True))
     async with httpx.AsyncClient(base_url=strict.base_url, headers=engage_headers(strict)) as http:
         assert (await http.get("/api/v3/orders/o-1", headers=plain)).status_code == 500
@@ -235,18 +209,18 @@ async def test_rate_limit_answers_429_with_retry_after(
 
 
 async def test_journal_records_exactly_what_was_accepted(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """Accepted writes, processed jobs and accepted actions are journaled; refusals are not."""
-    old = await _write(client, "POST", "/api/v3/orders", _order())
-    tag = await _write(client, "PUT", "/api/v3/orders/o-1", _order())
-    await client.post("/api/v3/orders", json=_order())  # 409
-    await client.post("/api/v3/orders/o-1/action", json={"action": "A", "versionTag": old})  # 404
+    old = await _write(api, "POST", "/api/v3/orders", order_body())
+    tag = await _write(api, "PUT", "/api/v3/orders/o-1", order_body())
+    await api.post("/api/v3/orders", json=order_body())  # 409
+    await api.post("/api/v3/orders/o-1/action", json={"action": "A", "versionTag": old})  # 404
     data = {"parcelCount": 1}
     action = {"action": "ConfirmShipment", "versionTag": tag, "language": "sv-SE", "data": data}
-    assert (await client.post("/api/v3/orders/o-1/action", json=action)).status_code == 202
+    assert (await api.post("/api/v3/orders/o-1/action", json=action)).status_code == 202
     journal = await engage_sim.journal()
-    digest = {"bodyDigest": body_digest(_order())}  # ties a tag to the body that made it
+    digest = {"bodyDigest": body_digest(order_body())}  # ties a tag to the body that made it
     assert [e["seq"] for e in journal] == list(range(1, 6))
     assert all(a["t"] <= b["t"] for a, b in itertools.pairwise(journal))
     assert [{k: v for k, v in e.items() if k not in {"seq", "t", "jobId"}} for e in journal] == [
@@ -260,48 +234,50 @@ async def test_journal_records_exactly_what_was_accepted(
 
 
 async def test_control_routes_page_the_journal_and_report_stats(
-    client: httpx.AsyncClient,
+    api: httpx.AsyncClient,
 ) -> None:
     """/_sim/journal pages with since and limit; /_sim/stats counts; /_sim/reset clears."""
-    await _write(client, "POST", "/api/v3/orders", _order())
-    await _write(client, "POST", "/api/v3/orders", _order("o-2"))
-    page = (await client.get("/_sim/journal", params={"since": 1, "limit": 2})).json()
+    await _write(api, "POST", "/api/v3/orders", order_body())
+    await _write(api, "POST", "/api/v3/orders", order_body("o-2"))
+    page = (await api.get("/_sim/journal", params={"since": 1, "limit": 2})).json()
     assert ([e["seq"] for e in page["entries"]], page["lastSeq"], page["more"]) == ([2, 3], 3, True)
-    rest = (await client.get("/_sim/journal", params={"since": 3})).json()
+    rest = (await api.get("/_sim/journal", params={"since": 3})).json()
     assert ([e["seq"] for e in rest["entries"]], rest["more"]) == ([4], False)
-    assert (await client.get("/_sim/journal", params={"since": "x"})).status_code == 400
-    stats = (await client.get("/_sim/stats")).json()
+    assert (await api.get("/_sim/journal", params={"since": "x"})).status_code == 400
+    stats = (await api.get("/_sim/stats")).json()
     assert stats["requests"]["POST /api/v3/orders"] == {"202": 2}
     assert stats["jobs"]["processed"] == 2
-    peek = (await client.get("/_sim/orders/o-1")).json()
-    assert peek["order"] == _order()
-    assert (await client.post("/_sim/reset")).status_code == 200
-    assert (await client.get("/_sim/journal")).json()["entries"] == []
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
+    peek = (await api.get("/_sim/orders/o-1")).json()
+    assert peek["order"] == order_body()
+    assert (await api.post("/_sim/reset")).status_code == 200
+    assert (await api.get("/_sim/journal")).json()["entries"] == []
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 404
 
 
-async def test_control_route_sets_faults_and_rejects_bad_ones(client: httpx.AsyncClient) -> None:
+async def test_control_route_sets_faults_and_rejects_bad_ones(
+    api: httpx.AsyncClient,
+) -> None:
     """POST /_sim/faults applies valid JSON and answers 400 to bad JSON or values."""
-    set_ = await client.post("/_sim/faults", json={"errorRate": 1.0})
+    set_ = await api.post("/_sim/faults", json={"errorRate": 1.0})
     assert set_.status_code == 200
-    assert (await client.get("/_sim/faults")).json()["errorRate"] == 1.0
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 503
-    assert (await client.post("/_sim/faults", content=b"{")).status_code == 400
-    assert (await client.post("/_sim/faults", json={"errorRate": 7})).status_code == 400
-    assert (await client.post("/_sim/faults", json={})).status_code == 200
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
-    fail_next = await client.post("/_sim/fail-next", json={"orderId": "o-1", "kind": "boom"})
+    assert (await api.get("/_sim/faults")).json()["errorRate"] == 1.0
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 503
+    assert (await api.post("/_sim/faults", content=b"{")).status_code == 400
+    assert (await api.post("/_sim/faults", json={"errorRate": 7})).status_code == 400
+    assert (await api.post("/_sim/faults", json={})).status_code == 200
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 404
+    fail_next = await api.post("/_sim/fail-next", json={"orderId": "o-1", "kind": "boom"})
     assert fail_next.status_code == 400
 
 
 async def test_error_rate_one_answers_503_and_changes_nothing(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """Every API request gets 503 and nothing is accepted; control routes still answer."""
     await engage_sim.set_faults(Faults(error_rate=1.0))
     answers = [
-        await client.post("/api/v3/orders", json=_order()),
-        await client.get("/api/v3/orders/o-1"),
+        await api.post("/api/v3/orders", json=order_body()),
+        await api.get("/api/v3/orders/o-1"),
     ]
     assert [a.status_code for a in answers] == [503, 503]
     assert await engage_sim.journal() == []
@@ -309,52 +285,50 @@ async def test_error_rate_one_answers_503_and_changes_nothing(
 
 
 async def test_dropped_connection_is_a_transport_error_and_not_processed(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """drop_rate 1 before processing: httpx sees the server hang up, and nothing is journaled."""
     await engage_sim.set_faults(Faults(drop_rate=1.0))
     with pytest.raises(httpx.TransportError):
-        await client.post("/api/v3/orders", json=_order())
+        await api.post("/api/v3/orders", json=order_body())
     assert await engage_sim.journal() == []
     assert (await engage_sim.stats())["requests"]["POST /api/v3/orders"] == {"dropped": 1}
 
 
 async def test_drop_after_processing_loses_only_the_answer(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
-    """drop_when after: the action is accepted and journaled, but the client sees an error."""
-    tag = await _write(client, "POST", "/api/v3/orders", _order())
+    """drop_when after: the action is accepted and journaled, but the api sees an error."""
+    tag = await _write(api, "POST", "/api/v3/orders", order_body())
     await engage_sim.set_faults(Faults(drop_rate=1.0, drop_when="after"))
     with pytest.raises(httpx.TransportError):
-        await client.post("/api/v3/orders/o-1/action", json={"action": "A", "versionTag": tag})
+        await api.post("/api/v3/orders/o-1/action", json={"action": "A", "versionTag": tag})
     assert (await engage_sim.journal())[-1]["kind"] == "action"
 
 
-async def test_latency_delays_answers(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
-) -> None:
+async def test_latency_delays_answers(api: httpx.AsyncClient, engage_sim: EngageSimulator) -> None:
     """Added latency makes each answer at least that slow."""
     await engage_sim.set_faults(Faults(latency=Delay.fixed(0.1)))
     started = time.monotonic()
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 404
     assert time.monotonic() - started >= 0.1
 
 
 @pytest.mark.parametrize("mode", ["error", "drop", "refuse"])
 async def test_timed_outage_then_recovery(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator, mode: str
+    api: httpx.AsyncClient, engage_sim: EngageSimulator, mode: str
 ) -> None:
     """During an outage requests get 503, a dropped or a refused connection; then all is well."""
     await engage_sim.set_faults(Faults(outage_seconds=0.3, outage_mode=mode))  # type: ignore[arg-type]
     if mode == "error":
-        assert (await client.get("/api/v3/orders/o-1")).status_code == 503
+        assert (await api.get("/api/v3/orders/o-1")).status_code == 503
     else:
         expected = httpx.ConnectError if mode == "refuse" else httpx.TransportError
         with pytest.raises(expected):
-            await client.get("/api/v3/orders/o-1")
+            await api.get("/api/v3/orders/o-1")
     await asyncio.sleep(0.35)
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
-    await _write(client, "POST", "/api/v3/orders", _order())
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 404
+    await _write(api, "POST", "/api/v3/orders", order_body())
 
 
 async def test_outage_set_at_start(engage_sim_factory: EngageSimFactory) -> None:
@@ -376,7 +350,7 @@ async def test_simulator_in_a_child_process() -> None:
         assert sim.api_key == "proc-key"
         headers = {"apikey": sim.api_key, "User-Agent": "t/1"}
         async with httpx.AsyncClient(base_url=sim.base_url, headers=headers) as http:
-            assert (await http.post("/api/v3/orders", json=_order())).status_code == 202
+            assert (await http.post("/api/v3/orders", json=order_body())).status_code == 202
             await asyncio.sleep(0.05)
             await sim.set_faults(Faults(error_rate=1.0))
             assert (await http.get("/api/v3/orders/o-1")).status_code == 503
@@ -390,43 +364,43 @@ async def test_simulator_in_a_child_process() -> None:
     assert process.returncode == 0
 
 
-async def test_refuse_outage_through_the_control_route(client: httpx.AsyncClient) -> None:
+async def test_refuse_outage_through_the_control_route(api: httpx.AsyncClient) -> None:
     """POST /_sim/faults can start a refuse outage: it answers, then connections fail, then heal."""
-    answer = await client.post("/_sim/faults", json={"outageSeconds": 0.2, "outageMode": "refuse"})
+    answer = await api.post("/_sim/faults", json={"outageSeconds": 0.2, "outageMode": "refuse"})
     assert answer.status_code == 200
     with pytest.raises(httpx.TransportError):
-        await client.get("/api/v3/orders/o-1")
+        await api.get("/api/v3/orders/o-1")
     with pytest.raises(httpx.ConnectError):
-        await client.get("/api/v3/orders/o-1")
+        await api.get("/api/v3/orders/o-1")
     await asyncio.sleep(0.25)
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 404
 
 
 @pytest.mark.parametrize("order_id", ["a/b", "å ö", "x%y", "a?b#c"])
 async def test_order_ids_are_one_escaped_path_segment(
-    client: httpx.AsyncClient, order_id: str
+    api: httpx.AsyncClient, order_id: str
 ) -> None:
     """Ids with slashes, spaces or URL syntax work when escaped; the 302 escapes them too."""
-    answer = await client.post("/api/v3/orders", json=_order(order_id))
-    done = await _finish(client, answer.headers["Location"])
+    answer = await api.post("/api/v3/orders", json=order_body(order_id))
+    done = await finish_job(api, answer.headers["Location"])
     assert done.headers["Location"] == f"/api/v3/orders/{quote(order_id, safe='')}"
-    assert (await client.get(done.headers["Location"])).json()["orderId"] == order_id
+    assert (await api.get(done.headers["Location"])).json()["orderId"] == order_id
 
 
 async def test_accepted_keys_change_at_the_control_route(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """A key rotated away is refused with 401 at once; granted back, it works again."""
-    assert (await client.get("/api/v3/orders/none")).status_code == 404
+    assert (await api.get("/api/v3/orders/none")).status_code == 404
     async with httpx.AsyncClient(base_url=engage_sim.base_url) as control:
         answer = await control.post("/_sim/api-keys", json={"apiKeys": ["the-new-key"]})
         assert answer.json() == {"apiKeys": 1}
-        refused = await client.get("/api/v3/orders/none")
+        refused = await api.get("/api/v3/orders/none")
         assert (refused.status_code, refused.json()["errorCode"]) == (401, "Unauthorized")
         bad = await control.post("/_sim/api-keys", json={"apiKeys": []})
         assert bad.status_code == 400
         await control.post("/_sim/api-keys", json={"apiKeys": [engage_sim.api_key]})
-    assert (await client.get("/api/v3/orders/none")).status_code == 404
+    assert (await api.get("/api/v3/orders/none")).status_code == 404
 
 
 async def test_requests_are_counted_per_second_with_their_429s(

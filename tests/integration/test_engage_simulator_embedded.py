@@ -17,56 +17,31 @@ from consumer.sandbox.engage import (
     open_engage_simulator_process,
 )
 from consumer.sandbox.workload import EventFactory, GeneratedEvent
-from tests.fixtures.engage import FAST_SETTINGS, engage_headers
+from tests.fixtures.engage import FAST_SETTINGS, engage_headers, finish_job, order_body
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from consumer.sandbox.engage import EngageSimulator
     from tests.fixtures.engage import EngageSimFactory
 
 pytestmark = pytest.mark.engage
 
-CONTACT = {"matchKey": "ada@example.com", "matchKeyType": "Email"}
 ACTION = {"action": "ConfirmOrder", "language": "sv-SE", "data": {"parcelCount": 1}}
 
 
-def _order(order_id: str = "o-1", **fields: Any) -> dict[str, Any]:
-    return {"orderId": order_id, "contact": CONTACT, "currencyCode": "SEK", **fields}
-
-
-@pytest.fixture
-async def client(engage_sim: EngageSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=engage_sim.base_url, headers=engage_headers(engage_sim)
-    ) as http:
-        yield http
-
-
-async def _finish(client: httpx.AsyncClient, location: str) -> httpx.Response:
-    """Poll a job until it is no longer pending (bounded: jobs in tests take milliseconds)."""
-    for _ in range(200):
-        answer = await client.get(location)
-        if answer.status_code != 202:
-            return answer
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"job {location} still pending")
-
-
 async def _write(
-    client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
+    api: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
 ) -> httpx.Response:
     """Send a write, check it was accepted, and return its job's final answer."""
-    answer = await client.request(method, path, json=body)
+    answer = await api.request(method, path, json=body)
     assert answer.status_code == 202, answer.text
-    return await _finish(client, answer.headers["Location"])
+    return await finish_job(api, answer.headers["Location"])
 
 
 async def test_embedded_action_runs_on_its_write_and_the_job_says_so(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """POST with orderAction: 302 reporting Succeeded; journaled on the write's tag, embedded."""
-    done = await _write(client, "POST", "/api/v3/orders", _order(orderAction=ACTION))
+    done = await _write(api, "POST", "/api/v3/orders", order_body(orderAction=ACTION))
     job_id = done.json()["jobId"]
     assert (done.status_code, done.json()) == (
         302,
@@ -77,9 +52,9 @@ async def test_embedded_action_runs_on_its_write_and_the_job_says_so(
             "orderAction": {"status": "Succeeded"},
         },
     )
-    order = (await client.get(done.headers["Location"])).json()
+    order = (await api.get(done.headers["Location"])).json()
     tag = order.pop("versionTag")
-    assert order == _order()
+    assert order == order_body()
     journal = await engage_sim.journal()
     assert [{k: v for k, v in e.items() if k not in {"seq", "t"}} for e in journal[1:]] == [
         {
@@ -101,7 +76,7 @@ async def test_embedded_action_runs_on_its_write_and_the_job_says_so(
         },
     ]
     # A separate action on the same tag is journaled with the same fields, minus the two marks.
-    separate = await client.post("/api/v3/orders/o-1/action", json={**ACTION, "versionTag": tag})
+    separate = await api.post("/api/v3/orders/o-1/action", json={**ACTION, "versionTag": tag})
     assert separate.status_code == 202
     last = (await engage_sim.journal())[-1]
     assert set(journal[-1]) - set(last) == {"embedded", "jobId"}
@@ -109,29 +84,27 @@ async def test_embedded_action_runs_on_its_write_and_the_job_says_so(
 
 
 async def test_embedded_action_without_contact_fails_while_the_job_succeeds(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """PUT of an order without contact: 302, the report says OrderHasNoContact, no action."""
-    await _write(client, "POST", "/api/v3/orders", {"orderId": "o-1"})
-    done = await _write(
-        client, "PUT", "/api/v3/orders/o-1", {"orderId": "o-1", "orderAction": ACTION}
-    )
+    await _write(api, "POST", "/api/v3/orders", {"orderId": "o-1"})
+    done = await _write(api, "PUT", "/api/v3/orders/o-1", {"orderId": "o-1", "orderAction": ACTION})
     assert done.status_code == 302
     assert done.json()["orderAction"] == {"status": "Failed", "errorCode": "OrderHasNoContact"}
-    tag = (await client.get("/api/v3/orders/o-1")).json()["versionTag"]
+    tag = (await api.get("/api/v3/orders/o-1")).json()["versionTag"]
     # The same condition makes the action endpoint answer 422.
-    separate = await client.post("/api/v3/orders/o-1/action", json={**ACTION, "versionTag": tag})
+    separate = await api.post("/api/v3/orders/o-1/action", json={**ACTION, "versionTag": tag})
     assert (separate.status_code, separate.json()["errorCode"]) == (422, "OrderHasNoContact")
     kinds = [e["kind"] for e in await engage_sim.journal()]
     assert kinds == ["write", "processed", "write", "processed"]
 
 
 async def test_failed_job_does_not_run_its_embedded_action(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator
+    api: httpx.AsyncClient, engage_sim: EngageSimulator
 ) -> None:
     """A scripted job failure: the failure answer reports NotRun and nothing is journaled."""
     await engage_sim.fail_next_job("o-1", "internal")
-    failed = await _write(client, "POST", "/api/v3/orders", _order(orderAction=ACTION))
+    failed = await _write(api, "POST", "/api/v3/orders", order_body(orderAction=ACTION))
     assert failed.status_code == 500
     assert failed.json() == {
         "jobId": failed.json()["jobId"],
@@ -157,7 +130,7 @@ async def test_job_failure_rate_leaves_embedded_actions_not_run(
     async with httpx.AsyncClient(base_url=sim.base_url, headers=engage_headers(sim)) as http:
         for n in range(3):
             failed = await _write(
-                http, "POST", "/api/v3/orders", _order(f"o-{n}", orderAction=ACTION)
+                http, "POST", "/api/v3/orders", order_body(f"o-{n}", orderAction=ACTION)
             )
             assert failed.json()["status"] == "Failed"
             assert failed.json()["orderAction"] == {"status": "NotRun"}
@@ -176,23 +149,23 @@ async def test_job_failure_rate_leaves_embedded_actions_not_run(
     ],
 )
 async def test_malformed_embedded_action_refuses_the_write(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator, embedded: object
+    api: httpx.AsyncClient, engage_sim: EngageSimulator, embedded: object
 ) -> None:
     """POST and PUT answer 400 InvalidOrderAction in the usual error shape; nothing changes."""
-    create = await client.post("/api/v3/orders", json=_order(orderAction=embedded))
+    create = await api.post("/api/v3/orders", json=order_body(orderAction=embedded))
     assert create.status_code == 400
     assert create.json()["errorCode"] == "InvalidOrderAction"
     assert set(create.json()) == {"errorCode", "message"}
-    assert (await client.get("/api/v3/orders/o-1")).status_code == 404
+    assert (await api.get("/api/v3/orders/o-1")).status_code == 404
     assert await engage_sim.journal() == []
-    await _write(client, "POST", "/api/v3/orders", _order())
-    before = (await client.get("/api/v3/orders/o-1")).json()
-    replace_ = await client.put(
-        "/api/v3/orders/o-1", json=_order(status="Shipped", orderAction=embedded)
+    await _write(api, "POST", "/api/v3/orders", order_body())
+    before = (await api.get("/api/v3/orders/o-1")).json()
+    replace_ = await api.put(
+        "/api/v3/orders/o-1", json=order_body(status="Shipped", orderAction=embedded)
     )
     assert (replace_.status_code, replace_.json()["errorCode"]) == (400, "InvalidOrderAction")
     await asyncio.sleep(0.03)  # longer than any job: a job started by mistake would be done
-    assert (await client.get("/api/v3/orders/o-1")).json() == before
+    assert (await api.get("/api/v3/orders/o-1")).json() == before
     assert len(await engage_sim.journal()) == 2
     assert (await engage_sim.stats())["jobs"]["accepted"] == 1
 
@@ -207,15 +180,15 @@ async def test_field_is_stripped_before_storing_and_tagging(
         sim = await engage_sim_factory(seeded)
         extra: dict[str, Any] = {"orderAction": ACTION} if with_action else {}
         async with httpx.AsyncClient(base_url=sim.base_url, headers=engage_headers(sim)) as http:
-            await _write(http, "POST", "/api/v3/orders", _order(**extra))
-            await _write(http, "PUT", "/api/v3/orders/o-1", _order(status="Shipped", **extra))
+            await _write(http, "POST", "/api/v3/orders", order_body(**extra))
+            await _write(http, "PUT", "/api/v3/orders/o-1", order_body(status="Shipped", **extra))
             order = (await http.get("/api/v3/orders/o-1")).json()
         digests = [e["bodyDigest"] for e in await sim.journal() if e["kind"] == "write"]
         stored.append((order, digests))
     assert stored[0] == stored[1]
     order, digests = stored[1]
     assert "orderAction" not in order
-    assert digests == [body_digest(_order()), body_digest(_order(status="Shipped"))]
+    assert digests == [body_digest(order_body()), body_digest(order_body(status="Shipped"))]
 
 
 async def test_embedded_action_costs_no_request_of_its_own(
@@ -225,7 +198,7 @@ async def test_embedded_action_costs_no_request_of_its_own(
     settings = SimulatorSettings(job_delay=Delay.fixed(0.0), rate_limit=0.001, rate_burst=3)
     sim = await engage_sim_factory(settings)
     async with httpx.AsyncClient(base_url=sim.base_url, headers=engage_headers(sim)) as http:
-        done = await _write(http, "POST", "/api/v3/orders", _order(orderAction=ACTION))
+        done = await _write(http, "POST", "/api/v3/orders", order_body(orderAction=ACTION))
         assert done.json()["orderAction"] == {"status": "Succeeded"}
         tag = (await sim.journal())[-1]["versionTag"]  # the control route is free
         separate = await http.post(
@@ -254,23 +227,21 @@ def _outcomes(*events: GeneratedEvent) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("also_separately", [False, True])
 async def test_audit_of_embedded_actions_over_http(
-    client: httpx.AsyncClient, engage_sim: EngageSimulator, *, also_separately: bool
+    api: httpx.AsyncClient, engage_sim: EngageSimulator, *, also_separately: bool
 ) -> None:
     """The audit accepts a lifecycle action embedded in its snapshot, and flags it as a
     duplicate when the same event's action is also posted separately."""
     created, confirmed = _confirmed_stream()
     data = confirmed.event["data"]
     embedded = {"action": "ConfirmOrder", "language": "sv-SE", "data": data["actionData"]}
-    await _write(client, "POST", "/api/v3/orders", created.event["data"]["order"])
+    await _write(api, "POST", "/api/v3/orders", created.event["data"]["order"])
     done = await _write(
-        client, "PUT", "/api/v3/orders/o-1", {**data["order"], "orderAction": embedded}
+        api, "PUT", "/api/v3/orders/o-1", {**data["order"], "orderAction": embedded}
     )
     assert done.json()["orderAction"] == {"status": "Succeeded"}
     if also_separately:
-        tag = (await client.get("/api/v3/orders/o-1")).json()["versionTag"]
-        separate = await client.post(
-            "/api/v3/orders/o-1/action", json={**embedded, "versionTag": tag}
-        )
+        tag = (await api.get("/api/v3/orders/o-1")).json()["versionTag"]
+        separate = await api.post("/api/v3/orders/o-1/action", json={**embedded, "versionTag": tag})
         assert separate.status_code == 202
     report = audit(
         events=[created, confirmed],
@@ -291,7 +262,7 @@ async def test_field_name_setting_reaches_a_child_process() -> None:
     async with open_engage_simulator_process(settings) as sim:
         headers = {"apikey": sim.api_key, "User-Agent": "t/1"}
         async with httpx.AsyncClient(base_url=sim.base_url, headers=headers) as http:
-            done = await _write(http, "POST", "/api/v3/orders", _order(embeddedAction=ACTION))
+            done = await _write(http, "POST", "/api/v3/orders", order_body(embeddedAction=ACTION))
             assert done.json()["embeddedAction"] == {"status": "Succeeded"}
             assert "orderAction" not in done.json()
             stored = (await http.get("/api/v3/orders/o-1")).json()
