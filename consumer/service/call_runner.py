@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from consumer.orders import Call, Effect, FetchTag, OrderBook
     from consumer.service.calls import CallScheduler
     from consumer.service.fence import Fence
-    from consumer.service.pending import OpRef
+    from consumer.service.pending import OpRef, Pending
     from consumer.service.seams import EngageCalls, IntentLog
     from consumer.service.state_store import StateStore
     from consumer.types import TP
@@ -109,23 +109,26 @@ class CallRunner:
         chosen = call
         rest: list[Effect[OpRef]] = []
         for effect in effects:
-            if isinstance(effect, SendWrite) and effect.order_id == call.order_id:
+            if isinstance(effect, SendWrite):  # the one write of this order to send now
                 chosen = effect
             else:
                 rest.append(effect)
         self._apply(rest)
         return chosen
 
-    def _intent_for(self, rider: OpRef) -> BeforeSend:
-        """Records a riding action's intent before a request carrying it goes out."""
-        intents, pending = self._intents, rider.pending
+    def _intent_for(self, pending: Pending) -> BeforeSend:
+        """Records the intent of ``pending``'s action before each request that carries it.
+
+        Just before the request goes out (its rate token spent, its in-flight place next): a
+        crash after this point leaves an intent, and the next owner reports `unknown` rather
+        than sending the action again. The same for an action of its own and one riding in a
+        write.
+        """
+        intents = self._intents
 
         async def record_intent() -> None:
-            if pending.intended or intents is None:
-                pending.intended = True
-                return
-            if not await intents.record(pending.tp, pending.event.offset):
-                raise SendRefused("the partition was revoked before the write was sent")
+            if intents is not None and not await intents.record(pending.tp, pending.event.offset):
+                raise SendRefused("the partition was revoked before the action was sent")
             pending.intended = True
 
         return record_intent
@@ -176,7 +179,7 @@ class CallRunner:
                     tag_wanted=tag_wanted,
                     guard=guard,
                     embedded=embedded,
-                    before_send=None if rider is None else self._intent_for(rider),
+                    before_send=None if rider is None else self._intent_for(rider.pending),
                     patient=patient if self._embedded_actions else None,
                 )
         except SendRefused:
@@ -224,7 +227,6 @@ class CallRunner:
         ref = op.token
         assert ref.action is not None
         pending = ref.pending
-        intents = self._intents
         log.debug(
             "sending action",
             orderId=call.order_id,
@@ -233,14 +235,6 @@ class CallRunner:
             offset=pending.event.offset,
             versionTag=call.tag,
         )
-
-        async def record_intent() -> None:
-            # Just before the request goes out (its rate token spent, its in-flight place next):
-            # a crash after this point leaves an intent, and the next owner reports `unknown`
-            # rather than sending the action again.
-            if intents is not None and not await intents.record(pending.tp, pending.event.offset):
-                raise SendRefused("the partition was revoked before the action was sent")
-            pending.intended = True
 
         pending.delivery = "separate"
 
@@ -252,7 +246,7 @@ class CallRunner:
                 language=ref.language,
                 data=dict(ref.data) if ref.data is not None else None,
                 deadline=self._call_deadline(),
-                before_send=record_intent,
+                before_send=self._intent_for(pending),
                 guard=self._guard(pending.tp),
             )
         except SendRefused:
