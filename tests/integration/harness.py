@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -197,6 +198,18 @@ async def check(
     outcomes = await read_outcomes(broker, topics, at_least=len(events) + extra_outcomes)
     report = audit(events=events, journal=await sim.journal(), outcomes=outcomes)
     return report, outcomes
+
+
+def by_event(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Outcome data keyed by input event id (asserting there is exactly one per event)."""
+    counts = Counter(o["data"]["eventId"] for o in outcomes)
+    assert [k for k, n in counts.items() if n > 1] == []
+    return {o["data"]["eventId"]: o["data"] for o in outcomes}
+
+
+def journal_of(journal: list[dict[str, Any]], order_id: str, kind: str) -> list[dict[str, Any]]:
+    """The simulator's journal entries of one kind (``action``, ``processed``, …) for an order."""
+    return [e for e in journal if e["kind"] == kind and e["orderId"] == order_id]
 
 
 class ConsumerProcess:

@@ -20,8 +20,10 @@ from consumer.sandbox.workload import EventFactory, lifecycle_stream
 from tests.fixtures.engage import engage_headers
 from tests.integration.harness import (
     as_records,
+    by_event,
     check,
     consumer_settings,
+    journal_of,
     make_topics,
     produce,
     read_all,
@@ -41,16 +43,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.engage]
 both_deliveries = pytest.mark.parametrize("delivery", ["separate", "embedded"])
 
 
-def by_event(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Outcome data keyed by input event id (asserting there is exactly one per event)."""
-    counts = Counter(o["data"]["eventId"] for o in outcomes)
-    assert [k for k, n in counts.items() if n > 1] == []
-    return {o["data"]["eventId"]: o["data"] for o in outcomes}
-
-
 def actions_of(journal: list[dict[str, Any]], order_id: str) -> list[dict[str, Any]]:
     """Accepted actions of one order, in arrival order."""
-    return [e for e in journal if e["kind"] == "action" and e["orderId"] == order_id]
+    return journal_of(journal, order_id, "action")
 
 
 def processed_tags(journal: list[dict[str, Any]], order_id: str) -> list[str]:

@@ -9,7 +9,6 @@ the results topic.
 from __future__ import annotations
 
 import signal
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -20,8 +19,10 @@ from consumer.sandbox.workload import EventFactory
 from tests.integration.harness import (
     ConsumerProcess,
     as_records,
+    by_event,
     check,
     consumer_settings,
+    journal_of,
     make_topics,
     produce,
     running,
@@ -32,8 +33,10 @@ from tests.integration.harness import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from consumer.sandbox.audit import AuditReport
     from consumer.sandbox.engage import EngageSimulator
     from consumer.sandbox.kafka import KafkaBroker
+    from consumer.sandbox.workload import GeneratedEvent
     from tests.fixtures.engage import EngageSimFactory
     from tests.fixtures.kafka import TopicFactory
 
@@ -42,14 +45,20 @@ pytestmark = [pytest.mark.kafka, pytest.mark.engage]
 ACTION_ROUTE = "POST /api/v3/orders/{orderId}/action"
 
 
-def by_event(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    counts = Counter(o["data"]["eventId"] for o in outcomes)
-    assert [k for k, n in counts.items() if n > 1] == []
-    return {o["data"]["eventId"]: o["data"] for o in outcomes}
-
-
-def journal_of(journal: list[dict[str, Any]], order_id: str, kind: str) -> list[dict[str, Any]]:
-    return [e for e in journal if e["kind"] == kind and e["orderId"] == order_id]
+async def run_embedded(
+    kafka_broker: KafkaBroker,
+    sim: EngageSimulator,
+    new_topic: TopicFactory,
+    events: list[GeneratedEvent],
+) -> tuple[AuditReport, list[dict[str, Any]]]:
+    """Produce ``events`` to one partition, run an embedded-delivery consumer until each has
+    its outcome, and audit the run."""
+    topics = await make_topics(new_topic, partitions=1)
+    await produce(kafka_broker, topics.inputs[0], as_records(events))
+    settings = consumer_settings(kafka_broker, sim, topics, engage_action_delivery="embedded")
+    async with running(settings) as service:
+        await wait_for(service, finished=len(events))
+    return await check(kafka_broker, sim, topics, events)
 
 
 def action_calls(stats: dict[str, Any]) -> int:
@@ -60,19 +69,12 @@ async def test_a_lifecycle_snapshot_and_its_action_go_as_one_write(
     kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
 ) -> None:
     """Confirmed and shipped, each with a snapshot: two writes, no action call, no tag read."""
-    topics = await make_topics(new_topic, partitions=1)
     factory = EventFactory(prefix="emb")
     events = [
         factory.lifecycle("confirmed", "E-1", revision=1, snapshot_status="Paid"),
         factory.lifecycle("shipped", "E-1", revision=2, snapshot_status="Shipped"),
     ]
-    await produce(kafka_broker, topics.inputs[0], as_records(events))
-    settings = consumer_settings(
-        kafka_broker, engage_sim, topics, engage_action_delivery="embedded"
-    )
-    async with running(settings) as service:
-        await wait_for(service, finished=2)
-    report, outcomes = await check(kafka_broker, engage_sim, topics, events)
+    report, outcomes = await run_embedded(kafka_broker, engage_sim, new_topic, events)
     assert report.correct
     assert report.embedded_actions == 2
     journal = await engage_sim.journal()
@@ -99,7 +101,6 @@ async def test_coalesced_writes_the_action_rides_in_the_one_sent(
     kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
 ) -> None:
     """Three upserts then a snapshot with its action, taken in together: one write carries it."""
-    topics = await make_topics(new_topic, partitions=1)
     factory = EventFactory(prefix="coal")
     events = [
         factory.upserted("C-1", 1),
@@ -108,13 +109,7 @@ async def test_coalesced_writes_the_action_rides_in_the_one_sent(
         factory.lifecycle("confirmed", "C-1", revision=4, snapshot_status="Paid"),
         factory.action("C-1", "ReviewReminder"),
     ]
-    await produce(kafka_broker, topics.inputs[0], as_records(events))
-    settings = consumer_settings(
-        kafka_broker, engage_sim, topics, engage_action_delivery="embedded"
-    )
-    async with running(settings) as service:
-        await wait_for(service, finished=len(events))
-    report, outcomes = await check(kafka_broker, engage_sim, topics, events)
+    report, outcomes = await run_embedded(kafka_broker, engage_sim, new_topic, events)
     assert report.correct
     journal = await engage_sim.journal()
     processed = journal_of(journal, "C-1", "processed")
@@ -136,17 +131,10 @@ async def test_coalesced_writes_the_action_rides_in_the_one_sent(
 async def test_a_failed_job_fails_its_embedded_action_which_is_never_resent(
     kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
 ) -> None:
-    topics = await make_topics(new_topic, partitions=1)
     factory = EventFactory(prefix="efail")
     events = [factory.lifecycle("confirmed", "EF-1", revision=1, snapshot_status="Paid")]
     await engage_sim.fail_next_job("EF-1")
-    await produce(kafka_broker, topics.inputs[0], as_records(events))
-    settings = consumer_settings(
-        kafka_broker, engage_sim, topics, engage_action_delivery="embedded"
-    )
-    async with running(settings) as service:
-        await wait_for(service, finished=1)
-    _report, outcomes = await check(kafka_broker, engage_sim, topics, events)
+    _report, outcomes = await run_embedded(kafka_broker, engage_sim, new_topic, events)
     outcome = by_event(outcomes)[events[0].event_id]
     assert (outcome["status"], outcome["reason"], outcome["delivery"]) == (
         "failed",
@@ -163,18 +151,11 @@ async def test_no_contact_rejects_the_action_and_keeps_the_order(
     kafka_broker: KafkaBroker, engage_sim: EngageSimulator, new_topic: TopicFactory
 ) -> None:
     """The job succeeds (the order is stored) and reports that the action found no contact."""
-    topics = await make_topics(new_topic, partitions=1)
     factory = EventFactory(prefix="enoc")
     events = [
         factory.lifecycle("confirmed", "EN-1", revision=1, snapshot_status="Paid", contact=False)
     ]
-    await produce(kafka_broker, topics.inputs[0], as_records(events))
-    settings = consumer_settings(
-        kafka_broker, engage_sim, topics, engage_action_delivery="embedded"
-    )
-    async with running(settings) as service:
-        await wait_for(service, finished=1)
-    _report, outcomes = await check(kafka_broker, engage_sim, topics, events)
+    _report, outcomes = await run_embedded(kafka_broker, engage_sim, new_topic, events)
     outcome = by_event(outcomes)[events[0].event_id]
     assert (outcome["status"], outcome["reason"], outcome["delivery"]) == (
         "rejected",
