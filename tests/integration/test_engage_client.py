@@ -8,23 +8,17 @@ in the simulator's journal and request counters, which say what Engage really re
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
-from consumer.config import Secret
-from consumer.engage import EngageClientSettings
 from consumer.ratebudget import RateBudgetSettings
-from consumer.retry import RetryPolicy
 from consumer.sandbox.engage import Delay, Faults, SimulatorSettings
-from consumer.service import DispatchSettings, open_dispatcher
 from tests.fixtures.engage import FAST_SETTINGS
+from tests.integration.engage_calls import actions, deadline, dispatcher_for, order
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from consumer.sandbox.engage import EngageSimulator
     from consumer.service import Dispatcher
     from tests.fixtures.engage import EngageSimFactory
@@ -32,34 +26,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.engage
 
 ACTION_ROUTE = "POST /api/v3/orders/{orderId}/action"
-FAST_RETRY = RetryPolicy(base=0.05, cap=0.5, max_attempts=8)
-
-
-def order(order_id: str, *, contact: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {"orderId": order_id, "status": "placed", "currencyCode": "SEK"}
-    if contact:
-        body["contact"] = {"matchKey": f"{order_id}@example.com", "matchKeyType": "Email"}
-    return body
-
-
-@asynccontextmanager
-async def dispatcher_for(
-    sim: EngageSimulator, *, api_key: str | None = None, **settings: Any
-) -> AsyncIterator[Dispatcher]:
-    client_settings = EngageClientSettings(
-        base_url=sim.base_url,
-        api_key=Secret(api_key or sim.api_key),
-        user_agent="engage-consumer-tests/1",
-        read_timeout=5.0,
-    )
-    async with open_dispatcher(
-        client_settings, DispatchSettings(**{"retry": FAST_RETRY, **settings})
-    ) as dispatcher:
-        yield dispatcher
-
-
-def deadline(seconds: float = 10.0) -> float:
-    return time.monotonic() + seconds
 
 
 async def write(dispatcher: Dispatcher, order_id: str, **kwargs: Any) -> str:
@@ -71,10 +37,6 @@ async def write(dispatcher: Dispatcher, order_id: str, **kwargs: Any) -> str:
     assert result.status == "accepted", result
     assert result.version_tag is not None
     return result.version_tag
-
-
-def actions(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in journal if e["kind"] == "action"]
 
 
 async def test_write_polls_the_job_and_learns_the_new_tag(

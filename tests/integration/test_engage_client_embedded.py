@@ -6,55 +6,21 @@ simulator received and ran: the action once, on the write it came with, or not a
 
 from __future__ import annotations
 
-import time
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
-from consumer.config import Secret
-from consumer.engage import EngageClientSettings
-from consumer.retry import RetryPolicy
 from consumer.sandbox.engage import Delay, Faults, SimulatorSettings
-from consumer.service import DispatchSettings, open_dispatcher
+from tests.integration.engage_calls import actions, deadline, dispatcher_for, order
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from consumer.sandbox.engage import EngageSimulator
-    from consumer.service import Dispatcher
     from tests.fixtures.engage import EngageSimFactory
 
 pytestmark = pytest.mark.engage
 
 WRITE_ROUTES = ("POST /api/v3/orders", "PUT /api/v3/orders/{orderId}")
-
-
-def order(order_id: str) -> dict[str, Any]:
-    return {
-        "orderId": order_id,
-        "status": "placed",
-        "currencyCode": "SEK",
-        "contact": {"matchKey": f"{order_id}@example.com", "matchKeyType": "Email"},
-    }
-
-
-@asynccontextmanager
-async def dispatcher_for(sim: EngageSimulator) -> AsyncIterator[Dispatcher]:
-    settings = EngageClientSettings(
-        base_url=sim.base_url,
-        api_key=Secret(sim.api_key),
-        user_agent="engage-consumer-tests/1",
-        read_timeout=5.0,
-    )
-    retry = RetryPolicy(base=0.05, cap=0.3, max_attempts=20)
-    async with open_dispatcher(settings, DispatchSettings(retry=retry)) as dispatcher:
-        yield dispatcher
-
-
-def actions(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in journal if e["kind"] == "action"]
 
 
 async def writes_sent(sim: EngageSimulator) -> int:
@@ -75,7 +41,7 @@ async def test_the_rider_runs_with_its_write_and_no_tag_is_read(
             "o-1",
             order("o-1"),
             exists=None,
-            deadline=time.monotonic() + 10,
+            deadline=deadline(),
             tag_wanted=lambda: False,
             embedded={"action": "ConfirmOrder", "language": "sv-SE"},
             before_send=record_intent,
@@ -99,7 +65,7 @@ async def test_a_write_refused_for_its_action_is_stored_without_it(
             "o-2",
             order("o-2"),
             exists=None,
-            deadline=time.monotonic() + 10,
+            deadline=deadline(),
             embedded={"action": "ConfirmOrder", "versionTag": "x"},
         )
     assert result.status == "accepted"
@@ -129,7 +95,7 @@ async def test_a_rider_whose_write_went_unanswered_is_unknown_and_never_sent_aga
             "o-3",
             order("o-3"),
             exists=None,
-            deadline=time.monotonic() + 15,
+            deadline=deadline(15),
             embedded={"action": "ConfirmOrder"},
         )
     assert result.status == "accepted"
